@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from tocsin.alerts import service, templates, views
+from tocsin.alerts.feed import CAP_MEDIA_TYPE, atom_feed
+from tocsin.alerts.cap import alert_to_xml
+from tocsin.alerts.schemas import (
+    AlertDraftIn,
+    AlertEditIn,
+    AlertOut,
+    AlertState,
+    FollowUpIn,
+    FromTemplateIn,
+    IssueIn,
+    Status,
+)
+from tocsin.alerts.service import AlertEventOut, AlertQuery
+from tocsin.auth.deps import Approver, Operator, OptionalUser, Staff
+from tocsin.db import SessionDep
+from tocsin.errors import InvalidInput, NotFound, UnsupportedMediaType
+from tocsin.models import Alert, User
+
+router = APIRouter(prefix="/api/v1", tags=["alerts"])
+feeds = APIRouter(tags=["feeds"])
+
+CAP_BODY_TYPES = ("application/cap+xml", "application/xml", "text/xml")
+
+
+def _base(request: Request) -> str:
+    return str(request.app.state.settings.public_url)
+
+
+async def _publish(request: Request, events: list[AlertEventOut]) -> None:
+    """After commit only: the database already holds what these events announce."""
+    for event in events:
+        await request.app.state.bus.publish("tocsin:alerts", event.message())
+
+
+def _visible(alert: Alert, user: User | None) -> bool:
+    """The public sees issued, Actual, Public alerts; signed-in staff see everything."""
+    if user is not None:
+        return True
+    return alert.status == Status.actual and alert.scope == "Public" and alert.state in service.PUBLIC_STATES
+
+
+async def _visible_alert(session: SessionDep, alert_id: uuid.UUID, user: User | None) -> Alert:
+    alert = await service.get_alert(session, alert_id=alert_id)
+    if not _visible(alert, user):
+        raise NotFound(f"no alert {alert_id}", code="alert_not_found")
+    return alert
+
+
+@router.get("/alerts")
+async def list_alerts(
+    request: Request,
+    session: SessionDep,
+    user: OptionalUser,
+    active: bool | None = None,
+    lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
+    lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+    status: Status | None = None,
+    state: AlertState | None = None,
+    exercise_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> dict[str, Any]:
+    """Alerts as a GeoJSON FeatureCollection. With `lat` and `lon`, only alerts whose area contains that point;
+    with `active=true`, only issued, unexpired Alert/Update messages. Without a token, only public Actual alerts."""
+    if (lat is None) != (lon is None):
+        raise InvalidInput("lat and lon go together", field="lon" if lon is None else "lat")
+    query = AlertQuery(active=active, lat=lat, lon=lon, status=status, state=state, public_only=user is None,
+                       exercise_id=exercise_id, limit=limit, offset=offset)
+    found = await service.find_alerts(session, query=query)
+    return await views.feature_collection(session, found, _base(request))
+
+
+@router.post("/alerts", response_model=AlertOut, status_code=201)
+async def create_alert(request: Request, session: SessionDep, user: Operator, body: AlertDraftIn) -> AlertOut:
+    """Draft an alert: CAP 1.2 content, one `info` per language, areas as GeoJSON polygons and/or circles."""
+    alert = await service.create_draft(session, body=body, author=user, settings=request.app.state.settings)
+    await session.commit()
+    return await views.alert_out(session, alert, _base(request))
+
+
+@router.post("/alerts/cap", response_model=AlertOut, status_code=201)
+async def import_cap(request: Request, session: SessionDep, user: Operator) -> AlertOut:
+    """Import a CAP 1.2 XML message (`Content-Type: application/cap+xml`) as a draft."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in CAP_BODY_TYPES:
+        raise UnsupportedMediaType("send the CAP message as application/cap+xml", field="content-type")
+    data = await request.body()
+    alert = await service.import_cap(session, data=data, author=user, settings=request.app.state.settings)
+    await session.commit()
+    return await views.alert_out(session, alert, _base(request))
+
+
+@router.get("/alert-templates")
+async def list_templates(request: Request, _: Staff) -> list[dict[str, Any]]:
+    """The alert templates: id, title, languages and the variables each needs."""
+    loaded = templates.load_templates(request.app.state.templates_dir)
+    return [
+        {"id": t.id, "title": t.title, "languages": list(t.texts), "cap": t.cap.model_dump(),
+         "variables": {k: v.model_dump() for k, v in t.variables.items()}}
+        for t in loaded.values()
+    ]
+
+
+@router.get("/alert-templates/{template_id}")
+async def get_template(request: Request, _: Staff, template_id: str) -> dict[str, Any]:
+    """One template with its texts in every language."""
+    return templates.get_template(request.app.state.templates_dir, template_id).model_dump()
+
+
+@router.post("/alerts/from-template", response_model=AlertOut, status_code=201)
+async def create_from_template(request: Request, session: SessionDep, user: Operator, body: FromTemplateIn) -> AlertOut:
+    """Start a draft from a hazard template, its texts filled in with `variables`, over `area`."""
+    settings = request.app.state.settings
+    template = templates.get_template(request.app.state.templates_dir, body.template)
+    draft = templates.draft_from_template(template, body, sender_name=settings.cap_sender_name,
+                                          now_plus=lambda delta: service.utcnow() + delta)
+    alert = await service.create_draft(session, body=draft, author=user, settings=settings, origin="template",
+                                       template_id=template.id)
+    await session.commit()
+    return await views.alert_out(session, alert, _base(request))
+
+
+@router.get("/alerts/{alert_id}", response_model=AlertOut)
+async def get_alert(request: Request, session: SessionDep, user: OptionalUser, alert_id: uuid.UUID) -> AlertOut:
+    """One alert with its CAP content and where it is in its life."""
+    alert = await _visible_alert(session, alert_id, user)
+    return await views.alert_out(session, alert, _base(request))
+
+
+@router.put("/alerts/{alert_id}", response_model=AlertOut)
+async def edit_alert(request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID,
+                     body: AlertEditIn) -> AlertOut:
+    """Replace a draft's content. Editing an approved draft withdraws the approval."""
+    alert = await service.edit_draft(session, alert_id=alert_id, body=body, actor=user,
+                                     settings=request.app.state.settings)
+    await session.commit()
+    return await views.alert_out(session, alert, _base(request))
+
+
+@router.post("/alerts/{alert_id}/approve", response_model=AlertOut)
+async def approve_alert(request: Request, session: SessionDep, user: Approver, alert_id: uuid.UUID) -> AlertOut:
+    """Approve a draft. An Actual alert cannot be approved by its own author (two-person rule)."""
+    alert = await service.approve(session, alert_id=alert_id, approver=user)
+    await session.commit()
+    return await views.alert_out(session, alert, _base(request))
+
+
+@router.post("/alerts/{alert_id}/issue", response_model=AlertOut)
+async def issue_alert(request: Request, session: SessionDep, user: Approver, alert_id: uuid.UUID,
+                      body: IssueIn | None = None) -> AlertOut:
+    """Issue now, or at `at` (scheduled; survives restarts). Actual alerts must be approved first."""
+    alert, events = await service.issue(session, alert_id=alert_id, issuer=user, at=body.at if body else None)
+    await session.commit()
+    await _publish(request, events)
+    return await views.alert_out(session, alert, _base(request))
+
+
+@router.post("/alerts/{alert_id}/update", response_model=AlertOut, status_code=201)
+async def start_update(request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID,
+                       body: FollowUpIn | None = None) -> AlertOut:
+    """Draft an Update of an issued alert (a new CAP message whose `references` names the earlier ones)."""
+    alert = await service.start_follow_up(session, alert_id=alert_id, kind="update", body=body or FollowUpIn(),
+                                          author=user, settings=request.app.state.settings)
+    await session.commit()
+    return await views.alert_out(session, alert, _base(request))
+
+
+@router.post("/alerts/{alert_id}/cancel", response_model=AlertOut, status_code=201)
+async def start_cancel(request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID,
+                       body: FollowUpIn | None = None) -> AlertOut:
+    """Draft a Cancel of an issued alert; it ends the alert when it is issued."""
+    alert = await service.start_follow_up(session, alert_id=alert_id, kind="cancel", body=body or FollowUpIn(),
+                                          author=user, settings=request.app.state.settings)
+    await session.commit()
+    return await views.alert_out(session, alert, _base(request))
+
+
+@router.post("/alerts/{alert_id}/discard", response_model=AlertOut)
+async def discard_alert(request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID) -> AlertOut:
+    """Discard a draft, an approved draft or a scheduled alert that has not gone out."""
+    alert = await service.discard(session, alert_id=alert_id, actor=user)
+    await session.commit()
+    return await views.alert_out(session, alert, _base(request))
+
+
+@router.get("/alerts/{alert_id}/cap", response_class=Response,
+            responses={200: {"content": {CAP_MEDIA_TYPE: {}}}})
+async def get_cap(session: SessionDep, user: OptionalUser, alert_id: uuid.UUID) -> Response:
+    """The alert as CAP 1.2 XML, valid against the OASIS schema (no signature: signing is not configured)."""
+    alert = await _visible_alert(session, alert_id, user)
+    return Response(alert_to_xml(service.cap_content(alert)), media_type=CAP_MEDIA_TYPE)
+
+
+@router.get("/alerts/{alert_id}/cap/original", response_class=Response,
+            responses={200: {"content": {CAP_MEDIA_TYPE: {}}}})
+async def get_original_cap(session: SessionDep, user: OptionalUser, alert_id: uuid.UUID) -> Response:
+    """An imported alert exactly as it was received, with the sender's signature if it had one."""
+    alert = await _visible_alert(session, alert_id, user)
+    if alert.original_xml is None:
+        raise NotFound("this alert was not imported; it has no original message", code="no_original")
+    return Response(alert.original_xml.encode("utf-8"), media_type=CAP_MEDIA_TYPE)
+
+
+@feeds.get("/feeds/alerts.atom", response_class=Response,
+           responses={200: {"content": {"application/atom+xml": {}}}})
+async def alerts_feed(request: Request, session: SessionDep) -> Response:
+    """Public Atom feed of active public alerts, each entry linking to its CAP message."""
+    found = await service.find_alerts(session, query=AlertQuery(active=True, public_only=True, limit=500))
+    settings = request.app.state.settings
+    body = atom_feed(found, base_url=_base(request), sender_name=settings.cap_sender_name)
+    return Response(body, media_type="application/atom+xml")

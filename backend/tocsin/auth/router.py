@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import OAuth2PasswordRequestForm
+
+from tocsin.auth import service
+from tocsin.auth.deps import Admin, CurrentUser
+from tocsin.auth.schemas import Token, UserCreate, UserOut, UserUpdate
+from tocsin.auth.tokens import issue_token
+from tocsin.db import SessionDep
+from tocsin.errors import Unauthorized
+from tocsin.models import User
+
+router = APIRouter(prefix="/api/v1", tags=["accounts"])
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut.model_validate(user, from_attributes=True)
+
+
+@router.post("/auth/token", response_model=Token)
+async def login(
+    request: Request, session: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+) -> Token:
+    """OAuth2 password flow: form fields `username` and `password`; answers a bearer token."""
+    user = await service.authenticate(session, username=form.username[:64], password=form.password[:256])
+    if user is None:
+        raise Unauthorized("wrong username or password", code="bad_credentials")
+    settings = request.app.state.settings
+    token = issue_token(user_id=user.id, key=settings.signing_key, ttl_minutes=settings.token_ttl_minutes)
+    return Token(access_token=token, expires_in=settings.token_ttl_minutes * 60)
+
+
+@router.get("/auth/me", response_model=UserOut)
+async def me(user: CurrentUser) -> UserOut:
+    """The signed-in account and its roles."""
+    return user_out(user)
+
+
+@router.get("/users", response_model=list[UserOut])
+async def list_users(session: SessionDep, _: Admin) -> list[UserOut]:
+    """All accounts (admin)."""
+    return [user_out(u) for u in await service.list_users(session)]
+
+
+@router.post("/users", response_model=UserOut, status_code=201)
+async def create_user(session: SessionDep, admin: Admin, data: UserCreate) -> UserOut:
+    """Create an account with one or more roles (admin)."""
+    user = await service.create_user(session, data=data, actor=admin)
+    await session.commit()
+    return user_out(user)
+
+
+@router.patch("/users/{user_id}", response_model=UserOut)
+async def update_user(session: SessionDep, admin: Admin, user_id: int, data: UserUpdate) -> UserOut:
+    """Change an account's roles, password or whether it is active (admin)."""
+    user = await service.update_user(session, user_id=user_id, data=data, actor=admin)
+    await session.commit()
+    return user_out(user)

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tocsin.audit import service as audit
+from tocsin.auth.passwords import DUMMY_HASH, hash_password, verify_password
+from tocsin.auth.schemas import Role, UserCreate, UserUpdate
+from tocsin.errors import Conflict, NotFound
+from tocsin.models import Organisation, User
+
+
+async def create_user(session: AsyncSession, *, data: UserCreate, actor: User | None = None) -> User:
+    user = User(
+        username=data.username,
+        password_hash=hash_password(data.password),
+        roles=sorted({role.value for role in data.roles}),
+        is_active=True,
+        created_at=datetime.now(UTC),
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict(f"a user named '{data.username}' exists", field="username", code="user_exists") from None
+    await audit.record(session, actor=actor, action="user_create", detail={"username": user.username, "roles": user.roles})
+    return user
+
+
+async def get_user(session: AsyncSession, *, user_id: int) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def get_user_by_name(session: AsyncSession, *, username: str) -> User | None:
+    return (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
+
+
+async def authenticate(session: AsyncSession, *, username: str, password: str) -> User | None:
+    user = await get_user_by_name(session, username=username)
+    if user is None:
+        verify_password(DUMMY_HASH, password)
+        return None
+    if not user.is_active or not verify_password(user.password_hash, password):
+        return None
+    return user
+
+
+async def list_users(session: AsyncSession) -> Sequence[User]:
+    return (await session.execute(select(User).order_by(User.username))).scalars().all()
+
+
+async def update_user(session: AsyncSession, *, user_id: int, data: UserUpdate, actor: User) -> User:
+    user = await get_user(session, user_id=user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}", code="user_not_found")
+    changed: dict[str, object] = {}
+    if data.roles is not None:
+        user.roles = sorted({role.value for role in data.roles})
+        changed["roles"] = user.roles
+    if data.is_active is not None:
+        user.is_active = data.is_active
+        changed["is_active"] = data.is_active
+    if data.password is not None:
+        user.password_hash = hash_password(data.password)
+        changed["password"] = "changed"
+    await session.flush()
+    await audit.record(session, actor=actor, action="user_update", detail={"username": user.username, **changed})
+    return user
+
+
+def has_role(user: User, *roles: Role) -> bool:
+    return any(role.value in user.roles for role in roles)
+
+
+async def ensure_organisation(session: AsyncSession, *, name: str, cap_sender: str) -> Organisation:
+    found = (await session.execute(select(Organisation).where(Organisation.name == name))).scalar_one_or_none()
+    if found is not None:
+        return found
+    organisation = Organisation(name=name, cap_sender=cap_sender, created_at=datetime.now(UTC))
+    session.add(organisation)
+    await session.flush()
+    return organisation

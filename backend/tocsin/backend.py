@@ -1,0 +1,173 @@
+"""Every difference between the two storage backends, and nothing else.
+
+- Embedded: SQLite through aiosqlite. No SpatiaLite (this Python cannot load extensions), so an area's geometry is
+  stored as hex EWKB text with its bounding box in plain columns; queries prefilter by bounding box in SQL and decide
+  exactly with shapely in Python. Writes are serialised by SQLite itself (WAL, busy timeout).
+- Production: PostgreSQL + PostGIS through asyncpg and GeoAlchemy2. Geometry in SRID 4326 with a GiST index; the
+  spatial predicate runs in SQL. Delivery sequence numbers are handed out under a transaction-level advisory lock so that
+  sequence order equals commit order (a client replaying "everything after N" can never skip a late commit). Exactly one
+  scheduler holds a session-level advisory lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import JSON, DateTime, Dialect, ColumnElement, event, func, select, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import Text, TypeDecorator, TypeEngine
+
+from tocsin import geo
+
+DELIVERY_LOCK_KEY = 7_404_001  # pg_advisory_xact_lock key for the delivery sequence
+SCHEDULER_LOCK_KEY = 7_404_002  # pg_try_advisory_lock key held by the one scheduler
+
+
+def is_postgres(dialect_name: str) -> bool:
+    return dialect_name == "postgresql"
+
+
+# ---- column types ----------------------------------------------------------------------------------------------
+
+
+class AreaGeometry(TypeDecorator[BaseGeometry]):
+    """A shapely geometry in WGS 84: PostGIS `geometry(GEOMETRY, 4326)` or SQLite text (hex EWKB)."""
+
+    impl = Text
+    cache_ok = True
+    # GeoAlchemy2's DDL hooks read these off any column whose type resolves to Geometry. The GiST index is declared
+    # explicitly on the model (and in the migration) instead of through `spatial_index`.
+    geometry_type = "GEOMETRY"
+    srid = 4326
+    dimension = 2
+    spatial_index = False
+    use_N_D_index = False
+    use_typmod = None
+    nullable = True
+
+    def load_dialect_impl(self, dialect: Dialect | None) -> TypeEngine[Any]:
+        if dialect is None:  # GeoAlchemy2's DDL hooks ask without a dialect
+            return Geometry("GEOMETRY", srid=4326, spatial_index=False)
+        if is_postgres(dialect.name):
+            return dialect.type_descriptor(Geometry("GEOMETRY", srid=4326, spatial_index=False))
+        return dialect.type_descriptor(Text())
+
+    def bind_expression(self, bindvalue: Any) -> Any:
+        return bindvalue
+
+    def column_expression(self, column: Any) -> Any:
+        return column
+
+    def process_bind_param(self, value: BaseGeometry | None, dialect: Dialect) -> str | None:
+        # PostGIS accepts hex EWKB as geometry input text; SQLite keeps the same text.
+        return None if value is None else geo.to_ewkb_hex(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> BaseGeometry | None:
+        if value is None:
+            return None
+        if hasattr(value, "data"):  # a GeoAlchemy2 WKBElement
+            value = value.data
+        return geo.from_wkb_hex(value)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes in, timezone-aware UTC datetimes out, on both backends (SQLite has no zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value if is_postgres(dialect.name) else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+# ---- engine -----------------------------------------------------------------------------------------------------
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        sync_engine: Engine = engine.sync_engine
+        event.listen(sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    if pool:
+        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(url, poolclass=NullPool)
+
+
+async def prepare_database(connection: AsyncConnection) -> None:
+    """Anything the backend needs before migrations run."""
+    if is_postgres(connection.dialect.name):
+        await connection.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+
+
+# ---- delivery sequence ------------------------------------------------------------------------------------------
+
+
+async def lock_delivery_sequence(session: AsyncSession) -> None:
+    """Serialise delivery-sequence assignment until this transaction ends (commit order == sequence order)."""
+    if is_postgres(session.bind.dialect.name):
+        await session.execute(select(func.pg_advisory_xact_lock(DELIVERY_LOCK_KEY)))
+    # SQLite: a writing transaction already excludes every other writer.
+
+
+# ---- scheduler lock ---------------------------------------------------------------------------------------------
+
+
+async def try_scheduler_lock(connection: AsyncConnection) -> bool:
+    """Held for the life of `connection` on PostgreSQL. SQLite is embedded: one process, the lock is the process."""
+    if is_postgres(connection.dialect.name):
+        result = await connection.execute(select(func.pg_try_advisory_lock(SCHEDULER_LOCK_KEY)))
+        await connection.commit()
+        return bool(result.scalar())
+    return True
+
+
+# ---- spatial queries ------------------------------------------------------------------------------------------
+
+
+def area_covers_point_sql(area_geom: Any, area_bbox: Sequence[Any], lon: float, lat: float, dialect_name: str) -> ColumnElement[bool]:
+    """A SQL condition on an area row: exact on PostGIS, a bounding-box prefilter on SQLite (then call
+    `needs_exact_check` and decide with shapely)."""
+    if is_postgres(dialect_name):
+        point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+        return func.ST_Covers(area_geom, point)
+    min_lon, min_lat, max_lon, max_lat = area_bbox
+    return (min_lon <= lon) & (max_lon >= lon) & (min_lat <= lat) & (max_lat >= lat)
+
+
+def needs_exact_check(dialect_name: str) -> bool:
+    return not is_postgres(dialect_name)
+
+
+def new_uuid() -> uuid.UUID:
+    return uuid.uuid4()

@@ -1,0 +1,234 @@
+"""The `tocsin` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from fastapi import FastAPI
+
+from tocsin import demo, migrate
+from tocsin.alerts import cap
+from tocsin.alerts import service as alerts
+from tocsin.alerts.templates import default_templates_dir, load_templates
+from tocsin.auth import service as users
+from tocsin.auth.schemas import Role, UserCreate
+from tocsin.bus import create_bus
+from tocsin.config import ConfigError, Settings
+from tocsin.db import Database, open_database
+from tocsin.errors import AppError
+from tocsin.main import create_app
+from tocsin.scheduler.jobs import run_standalone
+
+app = typer.Typer(help="Tocsin: crisis communication between civil-protection authorities and citizens.",
+                  no_args_is_help=True)
+users_app = typer.Typer(help="Operator accounts.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Alerts: CAP import and export, templates.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(db_app, name="db")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ConfigError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+async def _with_database(settings: Settings) -> Database:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = open_database(settings.effective_database_url, pool=False)
+    await migrate.upgrade(database) if settings.mode.value == "embedded" else None
+    return database
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for `uvicorn --factory tocsin.cli:app_from_environment` (several workers in production)."""
+    return create_app(Settings())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="API worker processes (production)")] = 1,
+    demo_data: Annotated[bool, typer.Option("--demo", help="Create demo accounts and print their passwords")] = False,
+) -> None:
+    """Serve the API (and, in embedded mode, run the scheduler in the same process)."""
+    settings = _settings()
+    if demo_data:
+        asyncio.run(_seed_demo(settings))
+    if workers > 1:
+        if settings.scheduler_in_process:
+            typer.echo("several workers: set TOCSIN_RUN_SCHEDULER=false and run `tocsin scheduler` once", err=True)
+            raise typer.Exit(2)
+        uvicorn.run("tocsin.cli:app_from_environment", factory=True, host=host, port=port, workers=workers,
+                    ws_per_message_deflate=False, log_level="info")
+        return
+    uvicorn.run(create_app(settings), host=host, port=port, ws_per_message_deflate=False, log_level="info")
+
+
+async def _seed_demo(settings: Settings) -> None:
+    database = await _with_database(settings)
+    try:
+        async with database.sessions() as session:
+            credentials = await demo.seed(session, settings)
+            await session.commit()
+    finally:
+        await database.dispose()
+    typer.echo("")
+    typer.echo("Tocsin demo accounts (also in %s):" % demo.credentials_file(settings))
+    for name, password in credentials.items():
+        typer.echo(f"  {name:9} {password}   roles: {', '.join(r.value for r in demo.DEMO_ACCOUNTS[name])}")
+    typer.echo(f"Sign in: curl -d 'username=operator&password=...' {settings.public_url}/api/v1/auth/token")
+    typer.echo(f"API docs: {settings.public_url}/docs\n")
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the one scheduler (production): scheduled issue and expiry. A second one waits as a standby."""
+    settings = _settings()
+
+    async def run() -> None:
+        database = open_database(settings.effective_database_url)
+        bus = create_bus(settings.redis_url)
+        await bus.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await run_standalone(database, bus, settings.scheduler_interval_seconds, stop)
+        finally:
+            await bus.stop()
+            await database.dispose()
+
+    asyncio.run(run())
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Create or migrate the schema (run once before starting production workers)."""
+    settings = _settings()
+
+    async def run() -> None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = open_database(settings.effective_database_url, pool=False)
+        try:
+            await migrate.upgrade(database, revision)
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
+    typer.echo(f"database at {revision}")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Username")],
+    role: Annotated[list[Role], typer.Option("--role", help="Role (repeat for several)")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin")] = False,
+) -> None:
+    """Create an account: `tocsin users add NAME --role approver --password-stdin`."""
+    settings = _settings()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def run() -> None:
+        database = await _with_database(settings)
+        try:
+            async with database.sessions() as session:
+                await users.create_user(session, data=UserCreate(username=name, password=password, roles=role))
+                await session.commit()
+        finally:
+            await database.dispose()
+
+    try:
+        asyncio.run(run())
+    except AppError as exc:
+        typer.echo(f"refused: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    except ValueError as exc:  # pydantic: password too short, bad name
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"created {name} with roles {', '.join(r.value for r in role)}")
+
+
+@alerts_app.command("import")
+def alerts_import(
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="CAP 1.2 XML files")],
+    author: Annotated[str, typer.Option(help="Username recorded as the author")],
+) -> None:
+    """Import CAP 1.2 files as drafts (an Actual alert still needs a second person's approval)."""
+    settings = _settings()
+
+    async def run() -> int:
+        failures = 0
+        database = await _with_database(settings)
+        try:
+            for path in files:
+                async with database.sessions() as session:
+                    user = await users.get_user_by_name(session, username=author)
+                    if user is None:
+                        typer.echo(f"no user {author}", err=True)
+                        return len(files)
+                    try:
+                        alert = await alerts.import_cap(session, data=path.read_bytes(), author=user,
+                                                        settings=settings)
+                        await session.commit()
+                        typer.echo(f"{path}: imported as {alert.id} ({alert.status} {alert.msg_type})")
+                    except AppError as exc:
+                        failures += 1
+                        typer.echo(f"{path}: refused: {exc.message}", err=True)
+        finally:
+            await database.dispose()
+        return failures
+
+    failures = asyncio.run(run())
+    raise typer.Exit(1 if failures else 0)
+
+
+@alerts_app.command("export")
+def alerts_export(alert_id: Annotated[uuid.UUID, typer.Argument(help="Alert id")]) -> None:
+    """Print an alert's CAP 1.2 XML."""
+    settings = _settings()
+
+    async def run() -> bytes:
+        database = await _with_database(settings)
+        try:
+            async with database.sessions() as session:
+                alert = await alerts.get_alert(session, alert_id=alert_id)
+                return cap.alert_to_xml(alerts.cap_content(alert))
+        finally:
+            await database.dispose()
+
+    try:
+        sys.stdout.buffer.write(asyncio.run(run()))
+    except AppError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(1) from None
+
+
+@alerts_app.command("templates")
+def alerts_templates() -> None:
+    """List the alert templates and their languages."""
+    settings = _settings()
+    for template in load_templates(settings.alerts_dir or default_templates_dir()).values():
+        typer.echo(json.dumps({"id": template.id, "title": template.title, "languages": list(template.texts)},
+                              ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    app()

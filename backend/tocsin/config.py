@@ -1,0 +1,109 @@
+"""Settings: one object, read from `TOCSIN_*` environment variables.
+
+Embedded mode (the default) needs nothing: a SQLite file under `data_dir`, an in-process bus, the scheduler inside the
+serving process, and a secret key generated once and kept in `data_dir`. Production mode refuses to start without a
+real secret key and a PostgreSQL URL.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values that people paste from examples. Refused outside embedded mode.
+PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "tocsin", "demo", "password", "development"})
+MIN_SECRET_LENGTH = 32
+
+
+class Mode(StrEnum):
+    embedded = "embedded"
+    production = "production"
+
+
+class ConfigError(RuntimeError):
+    """The settings cannot run Tocsin; the message says which variable to fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOCSIN_", extra="ignore")
+
+    mode: Mode = Mode.embedded
+    data_dir: Path = Path("var")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; default: SQLite file in data_dir (embedded only)"
+    )
+    redis_url: str | None = None
+    secret_key: SecretStr | None = None
+    token_ttl_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 60
+    # None: run the scheduler inside `tocsin serve` in embedded mode only. Production runs `tocsin scheduler`.
+    run_scheduler: bool | None = None
+    scheduler_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+    alerts_dir: Path | None = Field(default=None, description="alert templates; default: alerts/ of the checkout")
+
+    # CAP identity of this installation.
+    cap_sender: str = "tocsin@localhost"
+    cap_sender_name: str = "Tocsin"
+    public_url: str = "http://127.0.0.1:8000"
+    cap_identifier_prefix: str = "tocsin"
+
+    # Bounds on what clients may send.
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    max_cap_bytes: Annotated[int, Field(ge=1024)] = 2_097_152
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.mode is Mode.production:
+            if self.secret_key is None:
+                raise ConfigError("TOCSIN_SECRET_KEY must be set in production mode")
+            value = self.secret_key.get_secret_value()
+            if value.lower() in PLACEHOLDER_SECRETS or len(value) < MIN_SECRET_LENGTH:
+                raise ConfigError(
+                    f"TOCSIN_SECRET_KEY is a placeholder or shorter than {MIN_SECRET_LENGTH} characters; "
+                    "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                )
+            if not self.database_url or not self.database_url.startswith("postgresql"):
+                raise ConfigError("TOCSIN_DATABASE_URL must name a PostgreSQL database in production mode")
+        return self
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'tocsin.db').as_posix()}"
+
+    @property
+    def scheduler_in_process(self) -> bool:
+        if self.run_scheduler is not None:
+            return self.run_scheduler
+        return self.mode is Mode.embedded
+
+    @cached_property
+    def signing_key(self) -> str:
+        """The key that signs access tokens.
+
+        In embedded mode without a configured key, one is generated on first start and kept in data_dir, so tokens
+        survive a restart and no secret ships with the code.
+        """
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        if self.mode is not Mode.embedded:  # pragma: no cover - the validator already refused this
+            raise ConfigError("TOCSIN_SECRET_KEY must be set")
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key, encoding="utf-8")
+        path.chmod(0o600)
+        return key
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,245 @@
+"""All geometry: GeoJSON in our API, CAP polygons and circles at the CAP boundary, shapely for the decisions.
+
+Order of coordinates, the thing a reader most often gets wrong:
+- GeoJSON (RFC 7946) and shapely: (lon, lat).
+- CAP 1.2 `<polygon>` and `<circle>`: "lat,lon" pairs separated by spaces; circle radius in kilometres.
+Everything is WGS 84 (EPSG:4326). Conversion between the two orders happens here and nowhere else.
+
+Database-specific spatial SQL lives in `tocsin.backend`, not here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import shapely
+from shapely.geometry import MultiPolygon, Point, Polygon, mapping, shape
+from shapely.geometry.base import BaseGeometry
+
+# Bounds on what one alert may carry (CAP sets none; these protect the server and the phones).
+MAX_VERTICES_PER_POLYGON = 100_000  # national boundaries in real feeds reach ~40,000
+MAX_POLYGONS_PER_AREA = 100
+MAX_CIRCLES_PER_AREA = 100
+MAX_CIRCLE_RADIUS_KM = 2_000.0
+CIRCLE_SEGMENTS = 64  # a 64-gon lies within 0.12 % of the true circle's radius
+EARTH_KM_PER_DEGREE_LAT = 111.32
+
+
+class GeometryError(ValueError):
+    """Bad geometry. `field` is relative to the area ('polygon', 'geometry.coordinates[0]')."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class Circle:
+    lon: float
+    lat: float
+    radius_km: float
+
+
+def _check_lon_lat(lon: float, lat: float, field: str) -> None:
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise GeometryError("coordinates must be finite numbers", field)
+    if not -180.0 <= lon <= 180.0:
+        raise GeometryError(f"longitude {lon} is outside -180..180", field)
+    if not -90.0 <= lat <= 90.0:
+        raise GeometryError(f"latitude {lat} is outside -90..90", field)
+
+
+def _check_ring(ring: Sequence[Sequence[float]], field: str) -> None:
+    if len(ring) < 4:
+        raise GeometryError("a polygon ring needs at least 4 positions (first repeated last)", field)
+    if len(ring) > MAX_VERTICES_PER_POLYGON:
+        raise GeometryError(f"a polygon has at most {MAX_VERTICES_PER_POLYGON} vertices", field)
+    for position in ring:
+        if len(position) < 2:
+            raise GeometryError("a position needs longitude and latitude", field)
+        _check_lon_lat(float(position[0]), float(position[1]), field)
+    if list(ring[0][:2]) != list(ring[-1][:2]):
+        raise GeometryError("a polygon ring must be closed: its first and last positions must be equal", field)
+
+
+def validate_geojson_area(geometry: dict[str, Any]) -> None:
+    """Accepts a GeoJSON Polygon or MultiPolygon without holes (CAP polygons have none)."""
+    kind = geometry.get("type")
+    coordinates = geometry.get("coordinates")
+    if kind not in ("Polygon", "MultiPolygon"):
+        raise GeometryError("geometry must be a GeoJSON Polygon or MultiPolygon", "geometry.type")
+    if not isinstance(coordinates, list) or not coordinates:
+        raise GeometryError("coordinates must be a non-empty array", "geometry.coordinates")
+    polygons = [coordinates] if kind == "Polygon" else coordinates
+    if len(polygons) > MAX_POLYGONS_PER_AREA:
+        raise GeometryError(f"an area has at most {MAX_POLYGONS_PER_AREA} polygons", "geometry.coordinates")
+    for index, rings in enumerate(polygons):
+        field = "geometry.coordinates" + ("" if kind == "Polygon" else f"[{index}]")
+        if not isinstance(rings, list) or not rings:
+            raise GeometryError("a polygon needs an exterior ring", field)
+        if len(rings) > 1:
+            raise GeometryError("polygons with holes cannot be expressed in CAP 1.2; send the exterior ring", field)
+        ring = rings[0]
+        if not isinstance(ring, list) or not all(isinstance(p, list | tuple) for p in ring):
+            raise GeometryError("a ring is an array of [lon, lat] positions", field)
+        _check_ring(ring, field + "[0]")
+
+
+def geojson_polygon_rings(geometry: dict[str, Any] | None) -> list[list[list[float]]]:
+    """The exterior rings of a validated Polygon/MultiPolygon, each a list of [lon, lat]."""
+    if geometry is None:
+        return []
+    if geometry["type"] == "Polygon":
+        return [geometry["coordinates"][0]]
+    return [rings[0] for rings in geometry["coordinates"]]
+
+
+def rings_to_geojson(rings: list[list[list[float]]]) -> dict[str, Any] | None:
+    if not rings:
+        return None
+    if len(rings) == 1:
+        return {"type": "Polygon", "coordinates": [rings[0]]}
+    return {"type": "MultiPolygon", "coordinates": [[ring] for ring in rings]}
+
+
+# ---- CAP text forms -------------------------------------------------------------------------------------------
+
+
+def parse_cap_polygon(text: str, field: str) -> list[list[float]]:
+    """'lat,lon lat,lon ...' -> ring of [lon, lat]. CAP requires at least four pairs, first equal to last."""
+    ring: list[list[float]] = []
+    for pair in text.split():
+        try:
+            lat_text, lon_text = pair.split(",")
+            lat, lon = float(lat_text), float(lon_text)
+        except ValueError:
+            raise GeometryError(f"'{pair[:40]}' is not a 'lat,lon' pair", field) from None
+        _check_lon_lat(lon, lat, field)
+        ring.append([lon, lat])
+        if len(ring) > MAX_VERTICES_PER_POLYGON:
+            raise GeometryError(f"a polygon has at most {MAX_VERTICES_PER_POLYGON} vertices", field)
+    _check_ring(ring, field)
+    return ring
+
+
+def format_number(value: float) -> str:
+    """Shortest text that reads back as the same float; no exponent, no trailing '.0'."""
+    text = repr(float(value))
+    if "e" in text or "E" in text:
+        text = f"{value:.10f}".rstrip("0").rstrip(".")
+    if text.endswith(".0"):
+        text = text[:-2]
+    return "0" if text == "-0" else text
+
+
+def format_cap_polygon(ring: list[list[float]]) -> str:
+    return " ".join(f"{format_number(lat)},{format_number(lon)}" for lon, lat in ring)
+
+
+def parse_cap_circle(text: str, field: str) -> Circle:
+    """'lat,lon radius_km' -> Circle."""
+    try:
+        centre, radius_text = text.split()
+        lat_text, lon_text = centre.split(",")
+        lat, lon, radius = float(lat_text), float(lon_text), float(radius_text)
+    except ValueError:
+        raise GeometryError("a circle is 'lat,lon radius' with the radius in km", field) from None
+    _check_lon_lat(lon, lat, field)
+    check_radius(radius, field)
+    return Circle(lon=lon, lat=lat, radius_km=radius)
+
+
+def check_radius(radius_km: float, field: str) -> None:
+    if not math.isfinite(radius_km) or radius_km < 0 or radius_km > MAX_CIRCLE_RADIUS_KM:
+        raise GeometryError(f"the radius must be between 0 and {MAX_CIRCLE_RADIUS_KM:g} km", field)
+
+
+def check_circle(circle: Circle, field: str) -> None:
+    _check_lon_lat(circle.lon, circle.lat, field)
+    check_radius(circle.radius_km, field)
+
+
+def format_cap_circle(circle: Circle) -> str:
+    return f"{format_number(circle.lat)},{format_number(circle.lon)} {format_number(circle.radius_km)}"
+
+
+# ---- decisions ----------------------------------------------------------------------------------------------
+
+
+def circle_polygon(circle: Circle, segments: int = CIRCLE_SEGMENTS) -> BaseGeometry:
+    """A polygon approximating the circle on the sphere (local equirectangular scale; exact enough below ~500 km)."""
+    if circle.radius_km == 0:
+        return Point(circle.lon, circle.lat)
+    dlat = circle.radius_km / EARTH_KM_PER_DEGREE_LAT
+    cos_lat = max(math.cos(math.radians(circle.lat)), 1e-6)
+    dlon = circle.radius_km / (EARTH_KM_PER_DEGREE_LAT * cos_lat)
+    angles = [2 * math.pi * i / segments for i in range(segments)]
+    ring = [
+        (
+            max(-180.0, min(180.0, circle.lon + dlon * math.cos(a))),
+            max(-90.0, min(90.0, circle.lat + dlat * math.sin(a))),
+        )
+        for a in angles
+    ]
+    return Polygon(ring)
+
+
+def targeting_geometry(rings: list[list[list[float]]], circles: Sequence[Circle]) -> BaseGeometry | None:
+    """The area a device must lie in to be targeted: the union of the polygons (repaired if self-intersecting,
+    as real CAP feeds sometimes are) and the circles."""
+    parts: list[BaseGeometry] = []
+    for ring in rings:
+        polygon = Polygon([(p[0], p[1]) for p in ring])
+        parts.append(polygon if polygon.is_valid else shapely.make_valid(polygon))
+    parts.extend(circle_polygon(circle) for circle in circles)
+    if not parts:
+        return None
+    union = shapely.union_all(parts)
+    return union if not union.is_empty else None
+
+
+def union_geometries(geometries: Sequence[BaseGeometry]) -> BaseGeometry | None:
+    if not geometries:
+        return None
+    return shapely.union_all(list(geometries))
+
+
+def bbox(geometry: BaseGeometry) -> tuple[float, float, float, float]:
+    min_lon, min_lat, max_lon, max_lat = geometry.bounds
+    return float(min_lon), float(min_lat), float(max_lon), float(max_lat)
+
+
+def covers_point(geometry: BaseGeometry, lon: float, lat: float) -> bool:
+    """True when the point lies inside or on the boundary."""
+    return bool(geometry.covers(Point(lon, lat)))
+
+
+def to_geojson(geometry: BaseGeometry | None) -> dict[str, Any] | None:
+    return None if geometry is None else dict(mapping(geometry))
+
+
+def from_geojson(geometry: dict[str, Any]) -> BaseGeometry:
+    return shape(geometry)
+
+
+def to_ewkb_hex(geometry: BaseGeometry) -> str:
+    """Hex EWKB with SRID 4326: PostGIS reads it as geometry input, SQLite stores it as text."""
+    return str(shapely.to_wkb(shapely.set_srid(geometry, 4326), hex=True, include_srid=True))
+
+
+def from_wkb_hex(value: str | bytes) -> BaseGeometry:
+    return shapely.from_wkb(value)
+
+
+def as_multipolygon(geometry: BaseGeometry) -> MultiPolygon | None:
+    """Polygonal parts only (for display); points and lines from degenerate circles are dropped."""
+    polygons: list[Polygon] = []
+    for part in getattr(geometry, "geoms", [geometry]):
+        if isinstance(part, Polygon):
+            polygons.append(part)
+        elif isinstance(part, MultiPolygon):
+            polygons.extend(part.geoms)
+    return MultiPolygon(polygons) if polygons else None

@@ -1,0 +1,128 @@
+"""The application: `create_app(settings)`. Engine, bus and scheduler are built in the lifespan, never at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from tocsin import migrate
+from tocsin.alerts import router as alerts_router
+from tocsin.alerts.templates import default_templates_dir
+from tocsin.audit import router as audit_router
+from tocsin.auth import router as auth_router
+from tocsin.bus import create_bus
+from tocsin.config import Mode, Settings
+from tocsin.db import open_database
+from tocsin.errors import error_body, install_error_handlers
+from tocsin.scheduler.jobs import Scheduler
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodySizeLimit:
+    """Refuse request bodies over the limit with 413, whether or not they announce their length."""
+
+    def __init__(self, app: ASGIApp, *, default_limit: int, cap_limit: int) -> None:
+        self.app = app
+        self.default_limit = default_limit
+        self.cap_limit = cap_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.cap_limit if scope["path"].endswith("/alerts/cap") else self.default_limit
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send, limit)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = JSONResponse(
+            error_body("too_large", f"the request body is larger than {limit} bytes", "body"), status_code=413
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> FastAPI:
+    """Embedded mode migrates the SQLite file on start; production runs `tocsin db upgrade` once, before workers."""
+    should_migrate = settings.mode is Mode.embedded if migrate_on_start is None else migrate_on_start
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.signing_key  # noqa: B018 - fail at start, not at first login, if no key can be had
+        database = open_database(settings.effective_database_url)
+        if should_migrate:
+            await migrate.upgrade(database)
+        bus = create_bus(settings.redis_url)
+        await bus.start()
+        app.state.settings = settings
+        app.state.database = database
+        app.state.bus = bus
+        app.state.templates_dir = settings.alerts_dir or default_templates_dir()
+        scheduler = None
+        if settings.scheduler_in_process:
+            scheduler = Scheduler(database, bus, settings.scheduler_interval_seconds)
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.stop()
+            await bus.stop()
+            await database.dispose()
+
+    app = FastAPI(
+        title="Tocsin",
+        version="0.1.0",
+        description="Crisis communication between civil-protection authorities and citizens.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(auth_router.router)
+    app.include_router(alerts_router.router)
+    app.include_router(alerts_router.feeds)
+    app.include_router(audit_router.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """200 once the database answers."""
+        async with app.state.database.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return {"status": "ok", "mode": settings.mode.value}
+
+    app.add_middleware(BodySizeLimit, default_limit=settings.max_body_bytes, cap_limit=settings.max_cap_bytes)
+    return app

@@ -1,0 +1,7 @@
+"""All ORM models, in one package: one import for Alembic, no import cycles. Behaviour lives in the domain packages."""
+
+from tocsin.models.alerts import Alert, AlertArea, AlertEvent
+from tocsin.models.audit import AuditEntry
+from tocsin.models.users import Organisation, User
+
+__all__ = ["Alert", "AlertArea", "AlertEvent", "AuditEntry", "Organisation", "User"]

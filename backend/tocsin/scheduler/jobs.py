@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from tocsin import backend
+from tocsin.alerts import service as alerts
+from tocsin.alerts.service import AlertEventOut
+from tocsin.bus import ALERTS_CHANNEL, Bus
+from tocsin.db import Database
+
+log = logging.getLogger(__name__)
+
+JOB_OPTIONS = {"replace_existing": True, "coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+
+
+async def issue_due_alerts(database: Database, bus: Bus) -> int:
+    async with database.sessions() as session:
+        events = await alerts.issue_due(session)
+        await session.commit()
+    await _publish(bus, events)
+    return len(events)
+
+
+async def expire_alerts(database: Database, bus: Bus) -> int:
+    async with database.sessions() as session:
+        events = await alerts.expire_due(session)
+        await session.commit()
+    await _publish(bus, events)
+    return len(events)
+
+
+async def _publish(bus: Bus, events: list[AlertEventOut]) -> None:
+    for event in events:
+        await bus.publish(ALERTS_CHANNEL, event.message())
+
+
+class Scheduler:
+    """APScheduler with our jobs, each with an explicit id so a restart replaces rather than duplicates it."""
+
+    def __init__(self, database: Database, bus: Bus, interval_seconds: float) -> None:
+        self.database = database
+        self.bus = bus
+        self.interval = interval_seconds
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+
+    def start(self) -> None:
+        self.scheduler.add_job(issue_due_alerts, "interval", seconds=self.interval, id="issue_due_alerts",
+                               args=[self.database, self.bus], **JOB_OPTIONS)
+        self.scheduler.add_job(expire_alerts, "interval", seconds=self.interval, id="expire_alerts",
+                               args=[self.database, self.bus], **JOB_OPTIONS)
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+
+async def run_standalone(database: Database, bus: Bus, interval_seconds: float, stop: asyncio.Event) -> None:
+    """`tocsin scheduler`: wait for the scheduler lock (a standby waits here), then run until `stop` is set."""
+    async with database.engine.connect() as lock_connection:
+        while not await backend.try_scheduler_lock(lock_connection):
+            log.info("another scheduler holds the lock; waiting as standby")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=5)
+            if stop.is_set():
+                return
+        log.info("scheduler lock acquired; running jobs every %.1fs", interval_seconds)
+        scheduler = Scheduler(database, bus, interval_seconds)
+        scheduler.start()
+        try:
+            await stop.wait()
+        finally:
+            scheduler.stop()
