@@ -1,0 +1,94 @@
+"""POST /api/v1/alerts/cap on both backends: every real sample in, the same CAP out; every bad one refused whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.alerts.cap_compare import differences
+from tests.alerts.test_cap import INVALID, VALID
+from tests.conftest import Harness
+from tocsin.alerts import cap
+from tocsin.auth.schemas import Role
+from tocsin.models import Alert, AlertArea
+
+CAP_TYPE = {"Content-Type": "application/cap+xml"}
+
+
+async def import_file(h: Harness, path: Path) -> tuple[int, dict]:
+    headers = {**await h.user("olga", Role.operator), **CAP_TYPE}
+    response = await h.client.post("/api/v1/alerts/cap", content=path.read_bytes(), headers=headers)
+    return response.status_code, response.json()
+
+
+async def count(h: Harness, model: type) -> int:
+    async with h.database.sessions() as session:
+        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+class TestImportCap:
+    @pytest.mark.parametrize("path", VALID, ids=lambda p: p.name)
+    async def test_valid_sample_imports_and_exports_with_nothing_lost(self, harness: Harness, path: Path) -> None:
+        staff = await harness.user("olga", Role.operator)
+        status, alert = await import_file(harness, path)
+        assert status == 201, alert
+        assert alert["state"] == "draft"
+        assert alert["origin"] == "imported"
+        exported = await harness.client.get(f"/api/v1/alerts/{alert['id']}/cap", headers=staff)
+        again = cap.parse_xml(exported.content, 10**7)
+        cap.validate_against_schema(again)
+        original = cap.parse_xml(path.read_bytes(), 10**7)
+        assert differences(original, again) == []
+        assert await count(harness, Alert) == 1
+
+    async def test_signed_original_is_kept_verbatim(self, harness: Harness, cap_samples: Path) -> None:
+        path = cap_samples / "valid" / "google_canada_signed.cap"
+        status, alert = await import_file(harness, path)
+        assert status == 201
+        assert alert["signed"] is True
+        staff = await harness.user("olga")
+        original = await harness.client.get(f"/api/v1/alerts/{alert['id']}/cap/original", headers=staff)
+        assert original.content.decode() == path.read_bytes().decode("utf-8")
+        exported = await harness.client.get(f"/api/v1/alerts/{alert['id']}/cap", headers=staff)
+        assert b"Signature" not in exported.content
+
+    @pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)
+    async def test_invalid_sample_is_refused_and_nothing_is_written(self, harness: Harness, path: Path) -> None:
+        status, body = await import_file(harness, path)
+        assert 400 <= status < 500
+        assert body["error"]["message"]
+        assert await count(harness, Alert) == 0
+        assert await count(harness, AlertArea) == 0
+
+    async def test_cap11_message_says_so(self, harness: Harness, cap_samples: Path) -> None:
+        status, body = await import_file(harness, cap_samples / "invalid" / "google_cap11_weather.cap")
+        assert status == 422
+        assert body["error"]["message"].startswith("CAP 1.1 is not supported")
+
+    async def test_same_message_twice_is_a_conflict(self, harness: Harness, cap_samples: Path) -> None:
+        path = cap_samples / "valid" / "eden_Flood.xml"
+        assert (await import_file(harness, path))[0] == 201
+        status, body = await import_file(harness, path)
+        assert status == 409
+        assert body["error"]["code"] == "duplicate_alert"
+        assert await count(harness, Alert) == 1
+
+    async def test_json_body_is_refused_with_415(self, harness: Harness) -> None:
+        response = await harness.client.post("/api/v1/alerts/cap", json={"x": 1},
+                                             headers=await harness.user("olga", Role.operator))
+        assert response.status_code == 415
+
+    async def test_imported_actual_alert_needs_a_second_person(self, harness: Harness, cap_samples: Path) -> None:
+        both = await harness.user("bea", Role.operator, Role.approver)
+        data = (cap_samples / "valid" / "google_thunderstorm.cap").read_bytes()
+        created = await harness.client.post("/api/v1/alerts/cap", content=data, headers={**both, **CAP_TYPE})
+        assert created.json()["status"] == "Actual"
+        alert_id = created.json()["id"]
+        assert (await harness.client.post(f"/api/v1/alerts/{alert_id}/issue", headers=both)).status_code == 403
+        assert (await harness.client.post(f"/api/v1/alerts/{alert_id}/approve", headers=both)).status_code == 403
+        other = await harness.user("anna", Role.approver)
+        assert (await harness.client.post(f"/api/v1/alerts/{alert_id}/approve", headers=other)).status_code == 200
+        issued = await harness.client.post(f"/api/v1/alerts/{alert_id}/issue", headers=both)
+        assert issued.json()["state"] == "issued"
