@@ -97,9 +97,13 @@ async def _truncate(database: Database) -> None:
 
 def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "database_url": database_url, "data_dir": data_dir, "run_scheduler": False,
-        "secret_key": "test-secret-key-that-is-long-enough-for-hs256", "cap_sender": "test@tocsin.example",
-        "public_url": "http://testserver", "alerts_dir": REPO / "alerts",
+        "database_url": database_url,
+        "data_dir": data_dir,
+        "run_scheduler": False,
+        "secret_key": "test-secret-key-that-is-long-enough-for-hs256",
+        "cap_sender": "test@tocsin.example",
+        "public_url": "http://testserver",
+        "alerts_dir": REPO / "alerts",
     }
     values.update(overrides)
     return Settings(**values)
@@ -123,7 +127,8 @@ class Harness:
         if name not in self.tokens:
             async with self.database.sessions() as session:
                 await users.create_user(
-                    session, data=UserCreate(username=name, password=PASSWORD, roles=list(roles) or [Role.operator])
+                    session,
+                    data=UserCreate(username=name, password=PASSWORD, roles=list(roles) or [Role.operator]),
                 )
                 await session.commit()
             response = await self.client.post("/api/v1/auth/token", data={"username": name, "password": PASSWORD})
@@ -148,4 +153,4 @@ async def harness(database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
 def cap_samples() -> Iterator[Path]:
     if not SHARED_CAP.is_dir():
         pytest.skip(f"the CAP samples are expected at {SHARED_CAP}")
-    yield SHARED_CAP / "samples"
+    return SHARED_CAP / "samples"

@@ -55,8 +55,9 @@ class TestRefusals:
         assert response.json()["error"]["field"] == "info[0].expires"
 
     async def test_restricted_scope_needs_restriction(self, harness: Harness) -> None:
-        response = await harness.client.post("/api/v1/alerts", json=alert_body(scope="Restricted"),
-                                             headers=await harness.user("olga"))
+        response = await harness.client.post(
+            "/api/v1/alerts", json=alert_body(scope="Restricted"), headers=await harness.user("olga")
+        )
         assert response.status_code == 422
         assert "restriction" in response.json()["error"]["message"]
 
@@ -73,18 +74,21 @@ class TestRefusals:
         assert await rows(harness, Alert) == 0
 
     async def test_unknown_alert_is_404(self, harness: Harness) -> None:
-        response = await harness.client.get("/api/v1/alerts/00000000-0000-0000-0000-000000000000",
-                                            headers=await harness.user("olga"))
+        response = await harness.client.get(
+            "/api/v1/alerts/00000000-0000-0000-0000-000000000000", headers=await harness.user("olga")
+        )
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "alert_not_found"
 
     async def test_refused_import_leaves_no_rows(self, harness: Harness) -> None:
         headers = {**await harness.user("olga", Role.operator), "Content-Type": "application/cap+xml"}
-        xml = (b'<?xml version="1.0"?><alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>a</identifier>'
-               b"<sender>s</sender><sent>2030-01-01T00:00:00+00:00</sent><status>Actual</status>"
-               b"<msgType>Alert</msgType><scope>Public</scope><info><category>Met</category><event>e</event>"
-               b"<urgency>Expected</urgency><severity>Minor</severity><certainty>Likely</certainty><area>"
-               b"<areaDesc>x</areaDesc><polygon>1,1 2,2 3,1</polygon></area></info></alert>")
+        xml = (
+            b'<?xml version="1.0"?><alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>a</identifier>'
+            b"<sender>s</sender><sent>2030-01-01T00:00:00+00:00</sent><status>Actual</status>"
+            b"<msgType>Alert</msgType><scope>Public</scope><info><category>Met</category><event>e</event>"
+            b"<urgency>Expected</urgency><severity>Minor</severity><certainty>Likely</certainty><area>"
+            b"<areaDesc>x</areaDesc><polygon>1,1 2,2 3,1</polygon></area></info></alert>"
+        )
         response = await harness.client.post("/api/v1/alerts/cap", content=xml, headers=headers)
         assert response.status_code == 422
         assert response.json()["error"]["field"] == "info[0].area[0].polygon[0]"

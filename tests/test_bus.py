@@ -7,10 +7,12 @@ import asyncio
 from tocsin.bus import InProcessBus, RedisBus
 
 
-async def _collect(bus: InProcessBus | RedisBus, channel: str, sent: list[dict], others: list[InProcessBus | RedisBus]
-                   ) -> list[list[dict]]:
+async def _collect(
+    bus: InProcessBus | RedisBus, channel: str, sent: list[dict], others: list[InProcessBus | RedisBus]
+) -> list[list[dict]]:
     inboxes: list[list[dict]] = [[] for _ in others]
     for inbox, subscriber in zip(inboxes, others, strict=True):
+
         async def keep(message: dict, inbox: list[dict] = inbox) -> None:
             inbox.append(message)
 

@@ -32,8 +32,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
     env.update(TOCSIN_DATA_DIR=str(data_dir), TOCSIN_PUBLIC_URL=f"http://127.0.0.1:{port}")
     log = (data_dir / "serve.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "tocsin.cli", "serve", "--demo", "--port", str(port)],
-                               env=env, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[1])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tocsin.cli", "serve", "--demo", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).parents[1],
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

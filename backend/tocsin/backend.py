@@ -4,9 +4,9 @@
   stored as hex EWKB text with its bounding box in plain columns; queries prefilter by bounding box in SQL and decide
   exactly with shapely in Python. Writes are serialised by SQLite itself (WAL, busy timeout).
 - Production: PostgreSQL + PostGIS through asyncpg and GeoAlchemy2. Geometry in SRID 4326 with a GiST index; the
-  spatial predicate runs in SQL. Delivery sequence numbers are handed out under a transaction-level advisory lock so that
-  sequence order equals commit order (a client replaying "everything after N" can never skip a late commit). Exactly one
-  scheduler holds a session-level advisory lock.
+  spatial predicate runs in SQL. Delivery sequence numbers are handed out under a transaction-level advisory lock so
+  that sequence order equals commit order (a client replaying "everything after N" can never skip a late commit).
+  Exactly one scheduler holds a session-level advisory lock.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from geoalchemy2 import Geometry
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import JSON, DateTime, Dialect, ColumnElement, event, func, select, text
+from sqlalchemy import JSON, ColumnElement, DateTime, Dialect, and_, event, func, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
@@ -33,6 +33,10 @@ SCHEDULER_LOCK_KEY = 7_404_002  # pg_try_advisory_lock key held by the one sched
 
 def is_postgres(dialect_name: str) -> bool:
     return dialect_name == "postgresql"
+
+
+def dialect_of(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name
 
 
 # ---- column types ----------------------------------------------------------------------------------------------
@@ -135,7 +139,7 @@ async def prepare_database(connection: AsyncConnection) -> None:
 
 async def lock_delivery_sequence(session: AsyncSession) -> None:
     """Serialise delivery-sequence assignment until this transaction ends (commit order == sequence order)."""
-    if is_postgres(session.bind.dialect.name):
+    if is_postgres(dialect_of(session)):
         await session.execute(select(func.pg_advisory_xact_lock(DELIVERY_LOCK_KEY)))
     # SQLite: a writing transaction already excludes every other writer.
 
@@ -155,14 +159,17 @@ async def try_scheduler_lock(connection: AsyncConnection) -> bool:
 # ---- spatial queries ------------------------------------------------------------------------------------------
 
 
-def area_covers_point_sql(area_geom: Any, area_bbox: Sequence[Any], lon: float, lat: float, dialect_name: str) -> ColumnElement[bool]:
+def area_covers_point_sql(
+    area_geom: Any, area_bbox: Sequence[Any], lon: float, lat: float, dialect_name: str
+) -> ColumnElement[bool]:
     """A SQL condition on an area row: exact on PostGIS, a bounding-box prefilter on SQLite (then call
     `needs_exact_check` and decide with shapely)."""
     if is_postgres(dialect_name):
         point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
-        return func.ST_Covers(area_geom, point)
+        covers: ColumnElement[bool] = func.ST_Covers(area_geom, point)
+        return covers
     min_lon, min_lat, max_lon, max_lat = area_bbox
-    return (min_lon <= lon) & (max_lon >= lon) & (min_lat <= lat) & (max_lat >= lat)
+    return and_(min_lon <= lon, max_lon >= lon, min_lat <= lat, max_lat >= lat)
 
 
 def needs_exact_check(dialect_name: str) -> bool:

@@ -105,13 +105,13 @@ class RedisBus(_Dispatch):
                     channel = raw["channel"].decode() if isinstance(raw["channel"], bytes) else raw["channel"]
                     self.dispatch(channel, json.loads(raw["data"]))
             except asyncio.CancelledError:
-                await pubsub.aclose()
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
                 raise
             except (RedisError, OSError, ValueError) as exc:
                 self.connected.clear()
                 log.warning("redis subscription lost (%s); retrying in %.1fs", exc, delay)
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

@@ -27,8 +27,10 @@ from tocsin.errors import AppError
 from tocsin.main import create_app
 from tocsin.scheduler.jobs import run_standalone
 
-app = typer.Typer(help="Tocsin: crisis communication between civil-protection authorities and citizens.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Tocsin: crisis communication between civil-protection authorities and citizens.",
+    no_args_is_help=True,
+)
 users_app = typer.Typer(help="Operator accounts.", no_args_is_help=True)
 alerts_app = typer.Typer(help="Alerts: CAP import and export, templates.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -72,8 +74,15 @@ def serve(
         if settings.scheduler_in_process:
             typer.echo("several workers: set TOCSIN_RUN_SCHEDULER=false and run `tocsin scheduler` once", err=True)
             raise typer.Exit(2)
-        uvicorn.run("tocsin.cli:app_from_environment", factory=True, host=host, port=port, workers=workers,
-                    ws_per_message_deflate=False, log_level="info")
+        uvicorn.run(
+            "tocsin.cli:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            ws_per_message_deflate=False,
+            log_level="info",
+        )
         return
     uvicorn.run(create_app(settings), host=host, port=port, ws_per_message_deflate=False, log_level="info")
 
@@ -87,7 +96,7 @@ async def _seed_demo(settings: Settings) -> None:
     finally:
         await database.dispose()
     typer.echo("")
-    typer.echo("Tocsin demo accounts (also in %s):" % demo.credentials_file(settings))
+    typer.echo(f"Tocsin demo accounts (also in {demo.credentials_file(settings)}):")
     for name, password in credentials.items():
         typer.echo(f"  {name:9} {password}   roles: {', '.join(r.value for r in demo.DEMO_ACCOUNTS[name])}")
     typer.echo(f"Sign in: curl -d 'username=operator&password=...' {settings.public_url}/api/v1/auth/token")
@@ -185,8 +194,7 @@ def alerts_import(
                         typer.echo(f"no user {author}", err=True)
                         return len(files)
                     try:
-                        alert = await alerts.import_cap(session, data=path.read_bytes(), author=user,
-                                                        settings=settings)
+                        alert = await alerts.import_cap(session, data=path.read_bytes(), author=user, settings=settings)
                         await session.commit()
                         typer.echo(f"{path}: imported as {alert.id} ({alert.status} {alert.msg_type})")
                     except AppError as exc:
@@ -226,8 +234,12 @@ def alerts_templates() -> None:
     """List the alert templates and their languages."""
     settings = _settings()
     for template in load_templates(settings.alerts_dir or default_templates_dir()).values():
-        typer.echo(json.dumps({"id": template.id, "title": template.title, "languages": list(template.texts)},
-                              ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                {"id": template.id, "title": template.title, "languages": list(template.texts)},
+                ensure_ascii=False,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Errors that carry their HTTP status, and the handlers that render every refusal the same way:
 
-    {"error": {"code": "alert_not_found", "message": "...", "field": "info[0].area[1].polygon"}}
+{"error": {"code": "alert_not_found", "message": "...", "field": "info[0].area[1].polygon"}}
 """
 
 from __future__ import annotations

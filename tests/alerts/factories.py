@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # A square around Faenza's old town (lon 11.87..11.89, lat 44.28..44.30).
-FAENZA = {"type": "Polygon", "coordinates": [[[11.87, 44.28], [11.89, 44.28], [11.89, 44.30], [11.87, 44.30],
-                                              [11.87, 44.28]]]}
+FAENZA = {
+    "type": "Polygon",
+    "coordinates": [[[11.87, 44.28], [11.89, 44.28], [11.89, 44.30], [11.87, 44.30], [11.87, 44.28]]],
+}
 INSIDE_FAENZA = (11.88, 44.29)
 OUTSIDE = (12.5, 45.0)
 

@@ -96,10 +96,9 @@ class TestParseCap:
 
     def test_not_xml_is_refused(self) -> None:
         with pytest.raises(AppError, match="well-formed"):
-            cap.parse_cap(b"{\"json\": true}", LIMIT)
+            cap.parse_cap(b'{"json": true}', LIMIT)
 
-    @pytest.mark.parametrize("path", [p for p in SIGNATURES if "invalid_schema" not in p.name],
-                             ids=lambda p: p.name)
+    @pytest.mark.parametrize("path", [p for p in SIGNATURES if "invalid_schema" not in p.name], ids=lambda p: p.name)
     def test_signed_samples_parse_and_signature_is_detected(self, path: Path) -> None:
         message, root = cap.parse_cap(path.read_bytes(), LIMIT)
         assert message.info

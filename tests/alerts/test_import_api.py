@@ -76,8 +76,9 @@ class TestImportCap:
         assert await count(harness, Alert) == 1
 
     async def test_json_body_is_refused_with_415(self, harness: Harness) -> None:
-        response = await harness.client.post("/api/v1/alerts/cap", json={"x": 1},
-                                             headers=await harness.user("olga", Role.operator))
+        response = await harness.client.post(
+            "/api/v1/alerts/cap", json={"x": 1}, headers=await harness.user("olga", Role.operator)
+        )
         assert response.status_code == 415
 
     async def test_imported_actual_alert_needs_a_second_person(self, harness: Harness, cap_samples: Path) -> None:

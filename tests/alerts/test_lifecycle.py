@@ -16,8 +16,9 @@ from tocsin.scheduler import jobs
 
 
 async def draft(h: Harness, body: dict | None = None) -> dict:
-    response = await h.client.post("/api/v1/alerts", json=body or alert_body("en", "fr"),
-                                   headers=await h.user("olga", Role.operator))
+    response = await h.client.post(
+        "/api/v1/alerts", json=body or alert_body("en", "fr"), headers=await h.user("olga", Role.operator)
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -41,8 +42,9 @@ class TestCreateDraft:
         assert alert["marking"] is None
 
     async def test_planner_cannot_draft(self, harness: Harness) -> None:
-        response = await harness.client.post("/api/v1/alerts", json=alert_body(),
-                                             headers=await harness.user("pia", Role.planner))
+        response = await harness.client.post(
+            "/api/v1/alerts", json=alert_body(), headers=await harness.user("pia", Role.planner)
+        )
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "missing_role"
 
@@ -51,16 +53,27 @@ class TestCreateDraft:
         assert response.status_code == 401
 
     async def test_circle_and_parameters_and_event_codes_survive(self, harness: Harness) -> None:
-        body = alert_body(info=[info(
-            eventCode=[{"valueName": "OET:v1.2", "value": "OET-081"}],
-            parameter=[{"valueName": "river", "value": "Lamone"}],
-            resource=[{"resourceDesc": "map", "mimeType": "image/png", "uri": "https://example.org/map.png"}],
-            web="https://example.org/flood", contact="+39 0546 000000",
-            area=[{"areaDesc": "Around the gauge", "circles": [{"center": [11.88, 44.29], "radiusKm": 2.5}]}],
-        )])
+        body = alert_body(
+            info=[
+                info(
+                    eventCode=[{"valueName": "OET:v1.2", "value": "OET-081"}],
+                    parameter=[{"valueName": "river", "value": "Lamone"}],
+                    resource=[{"resourceDesc": "map", "mimeType": "image/png", "uri": "https://example.org/map.png"}],
+                    web="https://example.org/flood",
+                    contact="+39 0546 000000",
+                    area=[
+                        {
+                            "areaDesc": "Around the gauge",
+                            "circles": [{"center": [11.88, 44.29], "radiusKm": 2.5}],
+                        }
+                    ],
+                )
+            ]
+        )
         alert = await draft(harness, body)
-        xml = (await harness.client.get(f"/api/v1/alerts/{alert['id']}/cap",
-                                        headers=await harness.user("olga"))).content
+        xml = (
+            await harness.client.get(f"/api/v1/alerts/{alert['id']}/cap", headers=await harness.user("olga"))
+        ).content
         root = cap.parse_xml(xml, 10**6)
         cap.validate_against_schema(root)
         ns = {"c": cap.CAP12_NS}
@@ -79,23 +92,26 @@ class TestApprove:
 
     async def test_actual_alert_cannot_be_issued_unapproved(self, harness: Harness) -> None:
         alert = await draft(harness)
-        response = await harness.client.post(f"/api/v1/alerts/{alert['id']}/issue",
-                                             headers=await harness.user("anna", Role.approver))
+        response = await harness.client.post(
+            f"/api/v1/alerts/{alert['id']}/issue", headers=await harness.user("anna", Role.approver)
+        )
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "approval_required"
 
     async def test_operator_cannot_approve(self, harness: Harness) -> None:
         alert = await draft(harness)
-        response = await harness.client.post(f"/api/v1/alerts/{alert['id']}/approve",
-                                             headers=await harness.user("otto", Role.operator))
+        response = await harness.client.post(
+            f"/api/v1/alerts/{alert['id']}/approve", headers=await harness.user("otto", Role.operator)
+        )
         assert response.status_code == 403
 
     async def test_edit_withdraws_approval(self, harness: Harness) -> None:
         alert = await draft(harness)
         approver = await harness.user("anna", Role.approver)
         await harness.client.post(f"/api/v1/alerts/{alert['id']}/approve", headers=approver)
-        edited = await harness.client.put(f"/api/v1/alerts/{alert['id']}", json=alert_body("en"),
-                                          headers=await harness.user("olga"))
+        edited = await harness.client.put(
+            f"/api/v1/alerts/{alert['id']}", json=alert_body("en"), headers=await harness.user("olga")
+        )
         assert edited.status_code == 200
         assert edited.json()["state"] == "draft"
         assert edited.json()["approved_by"] is None
@@ -140,8 +156,7 @@ class TestIssue:
         approver = await harness.user("anna", Role.approver)
         await harness.client.post(f"/api/v1/alerts/{alert['id']}/approve", headers=approver)
         at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-        scheduled = await harness.client.post(f"/api/v1/alerts/{alert['id']}/issue", json={"at": at},
-                                              headers=approver)
+        scheduled = await harness.client.post(f"/api/v1/alerts/{alert['id']}/issue", json={"at": at}, headers=approver)
         assert scheduled.json()["state"] == "scheduled"
         # Nothing lives in the scheduler's memory: a job run later (here, as if after a restart) finds it due.
         async with harness.database.sessions() as session:
@@ -174,8 +189,11 @@ class TestFollowUp:
     async def test_update_references_the_earlier_message_and_supersedes_it(self, harness: Harness) -> None:
         first = await approved_and_issued(harness)
         operator = await harness.user("olga")
-        started = await harness.client.post(f"/api/v1/alerts/{first['id']}/update",
-                                            json={"info": [info(headline="Water still rising")]}, headers=operator)
+        started = await harness.client.post(
+            f"/api/v1/alerts/{first['id']}/update",
+            json={"info": [info(headline="Water still rising")]},
+            headers=operator,
+        )
         assert started.status_code == 201, started.text
         update = started.json()
         assert update["msgType"] == "Update"
@@ -196,8 +214,9 @@ class TestFollowUp:
         update = (await harness.client.post(f"/api/v1/alerts/{first['id']}/update", headers=operator)).json()
         await harness.client.post(f"/api/v1/alerts/{update['id']}/approve", headers=approver)
         await harness.client.post(f"/api/v1/alerts/{update['id']}/issue", headers=approver)
-        cancel = await harness.client.post(f"/api/v1/alerts/{update['id']}/cancel", json={"note": "Water receded"},
-                                           headers=operator)
+        cancel = await harness.client.post(
+            f"/api/v1/alerts/{update['id']}/cancel", json={"note": "Water receded"}, headers=operator
+        )
         assert cancel.status_code == 201
         references = cancel.json()["cap"]["references"].split(" ")
         assert [r.split(",")[1] for r in references] == [first["identifier"], update["identifier"]]
@@ -213,8 +232,7 @@ class TestFollowUp:
 
     async def test_draft_cannot_be_updated(self, harness: Harness) -> None:
         alert = await draft(harness)
-        response = await harness.client.post(f"/api/v1/alerts/{alert['id']}/update",
-                                             headers=await harness.user("olga"))
+        response = await harness.client.post(f"/api/v1/alerts/{alert['id']}/update", headers=await harness.user("olga"))
         assert response.status_code == 409
 
 
@@ -254,8 +272,13 @@ class TestAudit:
 
 class TestAreas:
     async def test_polygon_with_hole_is_refused_with_its_field(self, harness: Harness) -> None:
-        holed = {"type": "Polygon", "coordinates": [FAENZA["coordinates"][0],
-                 [[11.875, 44.285], [11.876, 44.285], [11.876, 44.286], [11.875, 44.285]]]}
+        holed = {
+            "type": "Polygon",
+            "coordinates": [
+                FAENZA["coordinates"][0],
+                [[11.875, 44.285], [11.876, 44.285], [11.876, 44.286], [11.875, 44.285]],
+            ],
+        }
         body = alert_body(info=[info(area=[{"areaDesc": "x", "geometry": holed}])])
         response = await harness.client.post("/api/v1/alerts", json=body, headers=await harness.user("olga"))
         assert response.status_code == 422

@@ -11,8 +11,12 @@ from tests.conftest import Harness
 ATOM = "{http://www.w3.org/2005/Atom}"
 
 # An L-shaped polygon: its bounding box contains (11.95, 44.35) but the polygon does not.
-L_SHAPE = {"type": "Polygon", "coordinates": [[[11.9, 44.3], [12.0, 44.3], [12.0, 44.32], [11.92, 44.32],
-                                               [11.92, 44.4], [11.9, 44.4], [11.9, 44.3]]]}
+L_SHAPE = {
+    "type": "Polygon",
+    "coordinates": [
+        [[11.9, 44.3], [12.0, 44.3], [12.0, 44.32], [11.92, 44.32], [11.92, 44.4], [11.9, 44.4], [11.9, 44.3]]
+    ],
+}
 
 
 async def features(h: Harness, **params: object) -> list[dict]:
@@ -49,8 +53,9 @@ class TestPointQuery:
         await draft(harness)
         lon, lat = INSIDE_FAENZA
         assert await features(harness, lat=lat, lon=lon) == []
-        staff = await harness.client.get("/api/v1/alerts", params={"lat": lat, "lon": lon},
-                                         headers=await harness.user("olga"))
+        staff = await harness.client.get(
+            "/api/v1/alerts", params={"lat": lat, "lon": lon}, headers=await harness.user("olga")
+        )
         assert len(staff.json()["features"]) == 1
 
     async def test_lat_without_lon_is_refused(self, harness: Harness) -> None:

@@ -13,8 +13,16 @@ from tocsin.alerts.schemas import Info
 from tocsin.auth.schemas import Role
 
 FILES = sorted((REPO / "alerts").glob("*.yaml"))
-REQUIRED = {"flood", "flash-flood", "power-outage", "telecom-outage", "chemical-release", "earthquake",
-            "large-fire", "all-clear"}
+REQUIRED = {
+    "flood",
+    "flash-flood",
+    "power-outage",
+    "telecom-outage",
+    "chemical-release",
+    "earthquake",
+    "large-fire",
+    "all-clear",
+}
 
 
 class TestTemplateFiles:
@@ -27,8 +35,11 @@ class TestTemplateFiles:
         for language in templates.TEMPLATE_LANGUAGES:
             rendered = templates.render_info(template, language, template.examples())
             info = Info.model_validate({**rendered, "area": []})
-            assert info.headline and len(info.headline) <= templates.MAX_HEADLINE
-            assert info.description and info.instruction and info.event
+            assert info.headline
+            assert len(info.headline) <= templates.MAX_HEADLINE
+            assert info.description
+            assert info.instruction
+            assert info.event
             assert "{{" not in info.description + info.instruction + info.headline
 
     def test_missing_variable_is_refused_by_name(self) -> None:
@@ -53,8 +64,12 @@ class TestFromTemplate:
         listing = await harness.client.get("/api/v1/alert-templates", headers=operator)
         flood = next(t for t in listing.json() if t["id"] == "flood")
         values = {name: variable["example"] for name, variable in flood["variables"].items()}
-        body = {"template": "flood", "languages": ["it", "en", "de"], "variables": values,
-                "area": {"areaDesc": "Faenza", "geometry": FAENZA}}
+        body = {
+            "template": "flood",
+            "languages": ["it", "en", "de"],
+            "variables": values,
+            "area": {"areaDesc": "Faenza", "geometry": FAENZA},
+        }
         response = await harness.client.post("/api/v1/alerts/from-template", json=body, headers=operator)
         assert response.status_code == 201, response.text
         alert = response.json()
@@ -70,13 +85,16 @@ class TestFromTemplate:
     async def test_unknown_template_and_language_are_refused(self, harness: Harness) -> None:
         operator = await harness.user("olga", Role.operator)
         area = {"areaDesc": "Faenza", "geometry": FAENZA}
-        unknown = await harness.client.post("/api/v1/alerts/from-template",
-                                            json={"template": "meteor", "area": area}, headers=operator)
+        unknown = await harness.client.post(
+            "/api/v1/alerts/from-template", json={"template": "meteor", "area": area}, headers=operator
+        )
         assert unknown.status_code == 404
         assert unknown.json()["error"]["field"] == "template"
-        language = await harness.client.post("/api/v1/alerts/from-template",
-                                             json={"template": "flood", "languages": ["en", "xx"], "area": area},
-                                             headers=operator)
+        language = await harness.client.post(
+            "/api/v1/alerts/from-template",
+            json={"template": "flood", "languages": ["en", "xx"], "area": area},
+            headers=operator,
+        )
         assert language.status_code == 422
         assert language.json()["error"]["field"] == "languages[1]"
 

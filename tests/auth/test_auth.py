@@ -66,12 +66,18 @@ class TestUsersAdmin:
 
     async def test_short_password_and_unknown_role_name_their_field(self, harness: Harness) -> None:
         admin = await harness.user("adam", Role.admin)
-        short = await harness.client.post("/api/v1/users", json={"username": "x1", "password": "short",
-                                                                  "roles": ["operator"]}, headers=admin)
+        short = await harness.client.post(
+            "/api/v1/users",
+            json={"username": "x1", "password": "short", "roles": ["operator"]},
+            headers=admin,
+        )
         assert short.status_code == 422
         assert short.json()["error"]["field"] == "password"
-        role = await harness.client.post("/api/v1/users", json={"username": "x2", "password": "long enough pw",
-                                                                 "roles": ["king"]}, headers=admin)
+        role = await harness.client.post(
+            "/api/v1/users",
+            json={"username": "x2", "password": "long enough pw", "roles": ["king"]},
+            headers=admin,
+        )
         assert role.json()["error"]["field"] == "roles[0]"
 
 
@@ -79,13 +85,38 @@ class TestUsersAddCommand:
     def test_creates_an_account_that_can_sign_in(self, tmp_path: Path) -> None:
         env = {**os.environ, "TOCSIN_DATA_DIR": str(tmp_path), "TOCSIN_MODE": "embedded"}
         env.pop("TOCSIN_DATABASE_URL", None)
-        command = [sys.executable, "-m", "tocsin.cli", "users", "add", "anna", "--role", "approver", "--role",
-                   "operator", "--password-stdin"]
-        done = subprocess.run(command, input="a long enough password\n", env=env, capture_output=True, text=True,
-                              timeout=120, check=False)
+        command = [
+            sys.executable,
+            "-m",
+            "tocsin.cli",
+            "users",
+            "add",
+            "anna",
+            "--role",
+            "approver",
+            "--role",
+            "operator",
+            "--password-stdin",
+        ]
+        done = subprocess.run(
+            command,
+            input="a long enough password\n",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         assert "created anna with roles approver, operator" in done.stdout
-        again = subprocess.run(command, input="a long enough password\n", env=env, capture_output=True, text=True,
-                               timeout=120, check=False)
+        again = subprocess.run(
+            command,
+            input="a long enough password\n",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert again.returncode == 1
         assert "exists" in again.stderr

@@ -32,7 +32,17 @@ SCHEMA_PATH = Path(__file__).with_name("CAP-v1.2.xsd")
 _N = "{" + CAP12_NS + "}"
 
 # Element order within each CAP 1.2 structure (the schema's sequence).
-ALERT_TEXT = ("identifier", "sender", "sent", "status", "msgType", "source", "scope", "restriction", "addresses")
+ALERT_TEXT = (
+    "identifier",
+    "sender",
+    "sent",
+    "status",
+    "msgType",
+    "source",
+    "scope",
+    "restriction",
+    "addresses",
+)
 ALERT_TAIL = ("note", "references", "incidents")
 INFO_HEAD = ("language",)
 INFO_ENUMS = ("urgency", "severity", "certainty", "audience")
@@ -54,8 +64,13 @@ def cap_schema() -> xmlschema.XMLSchema:
 
 def _parser() -> etree.XMLParser:
     return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False,
-        remove_comments=False, remove_pis=False,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=False,
+        remove_pis=False,
     )
 
 
@@ -125,9 +140,7 @@ def _named_values(element: etree._Element, name: str) -> list[dict[str, str]]:
 
 
 def _area(element: etree._Element, field: str) -> dict[str, Any]:
-    rings = [
-        geo.parse_cap_polygon(text, f"{field}.polygon[{i}]") for i, text in enumerate(_texts(element, "polygon"))
-    ]
+    rings = [geo.parse_cap_polygon(text, f"{field}.polygon[{i}]") for i, text in enumerate(_texts(element, "polygon"))]
     circles = [geo.parse_cap_circle(text, f"{field}.circle[{i}]") for i, text in enumerate(_texts(element, "circle"))]
     area: dict[str, Any] = {
         "areaDesc": _text(element, "areaDesc") or "",
@@ -208,9 +221,15 @@ def _add_named(parent: etree._Element, name: str, values: list[Any]) -> None:
 def alert_to_element(alert: CapAlert) -> etree._Element:
     root = etree.Element(_N + "alert", nsmap={None: CAP12_NS})
     values: dict[str, str | None] = {
-        "identifier": alert.identifier, "sender": alert.sender, "sent": format_time(alert.sent),
-        "status": alert.status.value, "msgType": alert.msgType.value, "source": alert.source,
-        "scope": alert.scope.value, "restriction": alert.restriction, "addresses": alert.addresses,
+        "identifier": alert.identifier,
+        "sender": alert.sender,
+        "sent": format_time(alert.sent),
+        "status": alert.status.value,
+        "msgType": alert.msgType.value,
+        "source": alert.source,
+        "scope": alert.scope.value,
+        "restriction": alert.restriction,
+        "addresses": alert.addresses,
     }
     for name in ALERT_TEXT:
         _add(root, name, values[name])

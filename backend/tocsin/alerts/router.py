@@ -6,8 +6,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from tocsin.alerts import service, templates, views
-from tocsin.alerts.feed import CAP_MEDIA_TYPE, atom_feed
 from tocsin.alerts.cap import alert_to_xml
+from tocsin.alerts.feed import CAP_MEDIA_TYPE, atom_feed
 from tocsin.alerts.schemas import (
     AlertDraftIn,
     AlertEditIn,
@@ -72,8 +72,17 @@ async def list_alerts(
     with `active=true`, only issued, unexpired Alert/Update messages. Without a token, only public Actual alerts."""
     if (lat is None) != (lon is None):
         raise InvalidInput("lat and lon go together", field="lon" if lon is None else "lat")
-    query = AlertQuery(active=active, lat=lat, lon=lon, status=status, state=state, public_only=user is None,
-                       exercise_id=exercise_id, limit=limit, offset=offset)
+    query = AlertQuery(
+        active=active,
+        lat=lat,
+        lon=lon,
+        status=status,
+        state=state,
+        public_only=user is None,
+        exercise_id=exercise_id,
+        limit=limit,
+        offset=offset,
+    )
     found = await service.find_alerts(session, query=query)
     return await views.feature_collection(session, found, _base(request))
 
@@ -103,8 +112,13 @@ async def list_templates(request: Request, _: Staff) -> list[dict[str, Any]]:
     """The alert templates: id, title, languages and the variables each needs."""
     loaded = templates.load_templates(request.app.state.templates_dir)
     return [
-        {"id": t.id, "title": t.title, "languages": list(t.texts), "cap": t.cap.model_dump(),
-         "variables": {k: v.model_dump() for k, v in t.variables.items()}}
+        {
+            "id": t.id,
+            "title": t.title,
+            "languages": list(t.texts),
+            "cap": t.cap.model_dump(),
+            "variables": {k: v.model_dump() for k, v in t.variables.items()},
+        }
         for t in loaded.values()
     ]
 
@@ -120,10 +134,12 @@ async def create_from_template(request: Request, session: SessionDep, user: Oper
     """Start a draft from a hazard template, its texts filled in with `variables`, over `area`."""
     settings = request.app.state.settings
     template = templates.get_template(request.app.state.templates_dir, body.template)
-    draft = templates.draft_from_template(template, body, sender_name=settings.cap_sender_name,
-                                          now_plus=lambda delta: service.utcnow() + delta)
-    alert = await service.create_draft(session, body=draft, author=user, settings=settings, origin="template",
-                                       template_id=template.id)
+    draft = templates.draft_from_template(
+        template, body, sender_name=settings.cap_sender_name, now_plus=lambda delta: service.utcnow() + delta
+    )
+    alert = await service.create_draft(
+        session, body=draft, author=user, settings=settings, origin="template", template_id=template.id
+    )
     await session.commit()
     return await views.alert_out(session, alert, _base(request))
 
@@ -136,11 +152,13 @@ async def get_alert(request: Request, session: SessionDep, user: OptionalUser, a
 
 
 @router.put("/alerts/{alert_id}", response_model=AlertOut)
-async def edit_alert(request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID,
-                     body: AlertEditIn) -> AlertOut:
+async def edit_alert(
+    request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID, body: AlertEditIn
+) -> AlertOut:
     """Replace a draft's content. Editing an approved draft withdraws the approval."""
-    alert = await service.edit_draft(session, alert_id=alert_id, body=body, actor=user,
-                                     settings=request.app.state.settings)
+    alert = await service.edit_draft(
+        session, alert_id=alert_id, body=body, actor=user, settings=request.app.state.settings
+    )
     await session.commit()
     return await views.alert_out(session, alert, _base(request))
 
@@ -154,8 +172,9 @@ async def approve_alert(request: Request, session: SessionDep, user: Approver, a
 
 
 @router.post("/alerts/{alert_id}/issue", response_model=AlertOut)
-async def issue_alert(request: Request, session: SessionDep, user: Approver, alert_id: uuid.UUID,
-                      body: IssueIn | None = None) -> AlertOut:
+async def issue_alert(
+    request: Request, session: SessionDep, user: Approver, alert_id: uuid.UUID, body: IssueIn | None = None
+) -> AlertOut:
     """Issue now, or at `at` (scheduled; survives restarts). Actual alerts must be approved first."""
     alert, events = await service.issue(session, alert_id=alert_id, issuer=user, at=body.at if body else None)
     await session.commit()
@@ -164,21 +183,35 @@ async def issue_alert(request: Request, session: SessionDep, user: Approver, ale
 
 
 @router.post("/alerts/{alert_id}/update", response_model=AlertOut, status_code=201)
-async def start_update(request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID,
-                       body: FollowUpIn | None = None) -> AlertOut:
+async def start_update(
+    request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID, body: FollowUpIn | None = None
+) -> AlertOut:
     """Draft an Update of an issued alert (a new CAP message whose `references` names the earlier ones)."""
-    alert = await service.start_follow_up(session, alert_id=alert_id, kind="update", body=body or FollowUpIn(),
-                                          author=user, settings=request.app.state.settings)
+    alert = await service.start_follow_up(
+        session,
+        alert_id=alert_id,
+        kind="update",
+        body=body or FollowUpIn(),
+        author=user,
+        settings=request.app.state.settings,
+    )
     await session.commit()
     return await views.alert_out(session, alert, _base(request))
 
 
 @router.post("/alerts/{alert_id}/cancel", response_model=AlertOut, status_code=201)
-async def start_cancel(request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID,
-                       body: FollowUpIn | None = None) -> AlertOut:
+async def start_cancel(
+    request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID, body: FollowUpIn | None = None
+) -> AlertOut:
     """Draft a Cancel of an issued alert; it ends the alert when it is issued."""
-    alert = await service.start_follow_up(session, alert_id=alert_id, kind="cancel", body=body or FollowUpIn(),
-                                          author=user, settings=request.app.state.settings)
+    alert = await service.start_follow_up(
+        session,
+        alert_id=alert_id,
+        kind="cancel",
+        body=body or FollowUpIn(),
+        author=user,
+        settings=request.app.state.settings,
+    )
     await session.commit()
     return await views.alert_out(session, alert, _base(request))
 
@@ -191,16 +224,18 @@ async def discard_alert(request: Request, session: SessionDep, user: Operator, a
     return await views.alert_out(session, alert, _base(request))
 
 
-@router.get("/alerts/{alert_id}/cap", response_class=Response,
-            responses={200: {"content": {CAP_MEDIA_TYPE: {}}}})
+@router.get("/alerts/{alert_id}/cap", response_class=Response, responses={200: {"content": {CAP_MEDIA_TYPE: {}}}})
 async def get_cap(session: SessionDep, user: OptionalUser, alert_id: uuid.UUID) -> Response:
     """The alert as CAP 1.2 XML, valid against the OASIS schema (no signature: signing is not configured)."""
     alert = await _visible_alert(session, alert_id, user)
     return Response(alert_to_xml(service.cap_content(alert)), media_type=CAP_MEDIA_TYPE)
 
 
-@router.get("/alerts/{alert_id}/cap/original", response_class=Response,
-            responses={200: {"content": {CAP_MEDIA_TYPE: {}}}})
+@router.get(
+    "/alerts/{alert_id}/cap/original",
+    response_class=Response,
+    responses={200: {"content": {CAP_MEDIA_TYPE: {}}}},
+)
 async def get_original_cap(session: SessionDep, user: OptionalUser, alert_id: uuid.UUID) -> Response:
     """An imported alert exactly as it was received, with the sender's signature if it had one."""
     alert = await _visible_alert(session, alert_id, user)
@@ -209,8 +244,7 @@ async def get_original_cap(session: SessionDep, user: OptionalUser, alert_id: uu
     return Response(alert.original_xml.encode("utf-8"), media_type=CAP_MEDIA_TYPE)
 
 
-@feeds.get("/feeds/alerts.atom", response_class=Response,
-           responses={200: {"content": {"application/atom+xml": {}}}})
+@feeds.get("/feeds/alerts.atom", response_class=Response, responses={200: {"content": {"application/atom+xml": {}}}})
 async def alerts_feed(request: Request, session: SessionDep) -> Response:
     """Public Atom feed of active public alerts, each entry linking to its CAP message."""
     found = await service.find_alerts(session, query=AlertQuery(active=True, public_only=True, limit=500))

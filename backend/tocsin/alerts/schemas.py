@@ -48,7 +48,20 @@ class Scope(StrEnum):
     private = "Private"
 
 
-Category = Literal["Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env", "Transport", "Infra", "CBRNE", "Other"]
+Category = Literal[
+    "Geo",
+    "Met",
+    "Safety",
+    "Security",
+    "Rescue",
+    "Fire",
+    "Health",
+    "Env",
+    "Transport",
+    "Infra",
+    "CBRNE",
+    "Other",
+]
 ResponseType = Literal["Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor", "Assess", "AllClear", "None"]
 Urgency = Literal["Immediate", "Expected", "Future", "Past", "Unknown"]
 Severity = Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"]
@@ -88,7 +101,8 @@ class CircleIn(_Strict):
 class Area(_Strict):
     areaDesc: LongText
     geometry: dict[str, Any] | None = Field(
-        default=None, description="GeoJSON Polygon or MultiPolygon (lon, lat), exterior rings only; each becomes a CAP <polygon>"
+        default=None,
+        description="GeoJSON Polygon or MultiPolygon (lon, lat), exterior rings only; each becomes a CAP <polygon>",
     )
     circles: Annotated[list[CircleIn], Field(max_length=geo.MAX_CIRCLES_PER_AREA)] = []
     geocode: Annotated[list[NamedValue], Field(max_length=MAX_GEOCODES)] = []

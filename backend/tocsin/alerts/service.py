@@ -78,7 +78,7 @@ def _reference_of(alert: Alert) -> str:
 
 async def _get(session: AsyncSession, alert_id: uuid.UUID, *, for_update: bool = False) -> Alert:
     query = select(Alert).where(Alert.id == alert_id)
-    if for_update and backend.is_postgres(session.bind.dialect.name):
+    if for_update and backend.is_postgres(backend.dialect_of(session)):
         query = query.with_for_update()
     alert = (await session.execute(query)).scalar_one_or_none()
     if alert is None:
@@ -98,8 +98,15 @@ async def _replace_areas(session: AsyncSession, alert: Alert, message: CapAlert)
             box = geo.bbox(geometry) if geometry is not None else (None, None, None, None)
             session.add(
                 AlertArea(
-                    alert_id=alert.id, info_index=info_index, area_index=area_index, area_desc=area.areaDesc,
-                    geom=geometry, min_lon=box[0], min_lat=box[1], max_lon=box[2], max_lat=box[3],
+                    alert_id=alert.id,
+                    info_index=info_index,
+                    area_index=area_index,
+                    area_desc=area.areaDesc,
+                    geom=geometry,
+                    min_lon=box[0],
+                    min_lat=box[1],
+                    max_lon=box[2],
+                    max_lat=box[3],
                 )
             )
 
@@ -139,11 +146,24 @@ async def _store_new(
     now = utcnow()
     alert = Alert(
         id=alert_id or backend.new_uuid(),
-        identifier=message.identifier, sender=message.sender, sent=message.sent, status=message.status.value,
-        msg_type=message.msgType.value, scope=message.scope.value, state=AlertState.draft.value, origin=origin,
-        template_id=template_id, content=message.model_dump(mode="json"), original_xml=original_xml, signed=signed,
-        references_alert_id=references_alert_id, exercise_id=exercise_id, author_id=author.id,
-        expires_at=_expires_at(message), created_at=now, updated_at=now,
+        identifier=message.identifier,
+        sender=message.sender,
+        sent=message.sent,
+        status=message.status.value,
+        msg_type=message.msgType.value,
+        scope=message.scope.value,
+        state=AlertState.draft.value,
+        origin=origin,
+        template_id=template_id,
+        content=message.model_dump(mode="json"),
+        original_xml=original_xml,
+        signed=signed,
+        references_alert_id=references_alert_id,
+        exercise_id=exercise_id,
+        author_id=author.id,
+        expires_at=_expires_at(message),
+        created_at=now,
+        updated_at=now,
     )
     session.add(alert)
     try:
@@ -152,7 +172,8 @@ async def _store_new(
         await session.rollback()
         raise Conflict(
             f"an alert from {message.sender} with identifier {message.identifier} exists already",
-            field="identifier", code="duplicate_alert",
+            field="identifier",
+            code="duplicate_alert",
         ) from None
     await _replace_areas(session, alert, message)
     detail = {"identifier": alert.identifier, "status": alert.status, "msgType": alert.msg_type}
@@ -160,8 +181,15 @@ async def _store_new(
     return alert
 
 
-def _message_from_body(body: AlertBody, *, alert_id: uuid.UUID, settings: Settings, msg_type: MsgType,
-                       references: str | None = None, sent: datetime | None = None) -> CapAlert:
+def _message_from_body(
+    body: AlertBody,
+    *,
+    alert_id: uuid.UUID,
+    settings: Settings,
+    msg_type: MsgType,
+    references: str | None = None,
+    sent: datetime | None = None,
+) -> CapAlert:
     _check_circles(body)
     fields = body.model_dump(exclude={"exercise_id"})
     message = CapAlert.model_validate(
@@ -179,14 +207,25 @@ def _message_from_body(body: AlertBody, *, alert_id: uuid.UUID, settings: Settin
 
 
 async def create_draft(
-    session: AsyncSession, *, body: AlertDraftIn, author: User, settings: Settings,
-    origin: str = "drafted", template_id: str | None = None,
+    session: AsyncSession,
+    *,
+    body: AlertDraftIn,
+    author: User,
+    settings: Settings,
+    origin: str = "drafted",
+    template_id: str | None = None,
 ) -> Alert:
     alert_id = backend.new_uuid()
     message = _message_from_body(body, alert_id=alert_id, settings=settings, msg_type=MsgType.alert)
     return await _store_new(
-        session, message=message, author=author, origin=origin, action="create", template_id=template_id,
-        exercise_id=body.exercise_id, alert_id=alert_id,
+        session,
+        message=message,
+        author=author,
+        origin=origin,
+        action="create",
+        template_id=template_id,
+        exercise_id=body.exercise_id,
+        alert_id=alert_id,
     )
 
 
@@ -195,23 +234,37 @@ async def import_cap(session: AsyncSession, *, data: bytes, author: User, settin
     message, root = cap.parse_cap(data, settings.max_cap_bytes)
     _check_times(message)
     return await _store_new(
-        session, message=message, author=author, origin="imported", action="import",
+        session,
+        message=message,
+        author=author,
+        origin="imported",
+        action="import",
         original_xml=data.decode(root.getroottree().docinfo.encoding or "utf-8", errors="replace"),
         signed=cap.has_signature(root),
     )
 
 
-async def edit_draft(session: AsyncSession, *, alert_id: uuid.UUID, body: AlertEditIn, actor: User,
-                     settings: Settings) -> Alert:
+async def edit_draft(
+    session: AsyncSession, *, alert_id: uuid.UUID, body: AlertEditIn, actor: User, settings: Settings
+) -> Alert:
     alert = await _get(session, alert_id, for_update=True)
     if alert.state not in (AlertState.draft, AlertState.approved):
-        raise Conflict(f"an alert in state '{alert.state}' cannot be edited; start an update instead",
-                       code="not_editable")
+        raise Conflict(
+            f"an alert in state '{alert.state}' cannot be edited; start an update instead",
+            code="not_editable",
+        )
     current = cap_content(alert)
     _check_circles(body)
     message = CapAlert.model_validate(
-        {**current.model_dump(), **body.model_dump(), "identifier": current.identifier, "sender": current.sender,
-         "sent": current.sent, "msgType": current.msgType, "references": current.references}
+        {
+            **current.model_dump(),
+            **body.model_dump(),
+            "identifier": current.identifier,
+            "sender": current.sender,
+            "sent": current.sent,
+            "msgType": current.msgType,
+            "references": current.references,
+        }
     )
     _check_times(message)
     was_approved = alert.state == AlertState.approved
@@ -223,8 +276,9 @@ async def edit_draft(session: AsyncSession, *, alert_id: uuid.UUID, body: AlertE
     alert.approved_at = None
     alert.updated_at = utcnow()
     await _replace_areas(session, alert, message)
-    await audit.record(session, actor=actor, action="edit", alert_id=alert.id,
-                       detail={"approval_withdrawn": was_approved})
+    await audit.record(
+        session, actor=actor, action="edit", alert_id=alert.id, detail={"approval_withdrawn": was_approved}
+    )
     return alert
 
 
@@ -233,8 +287,10 @@ async def approve(session: AsyncSession, *, alert_id: uuid.UUID, approver: User)
     if alert.state != AlertState.draft:
         raise Conflict(f"only drafts can be approved; this alert is '{alert.state}'", code="not_approvable")
     if alert.status == Status.actual and alert.author_id == approver.id:
-        raise Forbidden("two-person rule: an Actual alert must be approved by someone other than its author",
-                        code="two_person_rule")
+        raise Forbidden(
+            "two-person rule: an Actual alert must be approved by someone other than its author",
+            code="two_person_rule",
+        )
     alert.state = AlertState.approved.value
     alert.approved_by_id = approver.id
     alert.approved_at = utcnow()
@@ -243,8 +299,13 @@ async def approve(session: AsyncSession, *, alert_id: uuid.UUID, approver: User)
     return alert
 
 
-async def issue(session: AsyncSession, *, alert_id: uuid.UUID, issuer: User, at: datetime | None = None,
-                ) -> tuple[Alert, list[AlertEventOut]]:
+async def issue(
+    session: AsyncSession,
+    *,
+    alert_id: uuid.UUID,
+    issuer: User,
+    at: datetime | None = None,
+) -> tuple[Alert, list[AlertEventOut]]:
     """Issue now, or schedule for `at`. An Actual alert must have been approved (by someone other than its author)."""
     alert = await _get(session, alert_id, for_update=True)
     if alert.state not in (AlertState.draft, AlertState.approved):
@@ -252,16 +313,23 @@ async def issue(session: AsyncSession, *, alert_id: uuid.UUID, issuer: User, at:
     if alert.status == Status.draft:
         raise Conflict("a CAP message with status Draft is not actionable and cannot be issued", code="not_issuable")
     if alert.status == Status.actual and alert.state != AlertState.approved:
-        raise Forbidden("an Actual alert must be approved by a second person before it is issued",
-                        code="approval_required")
+        raise Forbidden(
+            "an Actual alert must be approved by a second person before it is issued",
+            code="approval_required",
+        )
     now = utcnow()
     if at is not None and at.astimezone(UTC) > now:
         alert.state = AlertState.scheduled.value
         alert.scheduled_for = at.astimezone(UTC)
         alert.issued_by_id = issuer.id
         alert.updated_at = now
-        await audit.record(session, actor=issuer, action="schedule", alert_id=alert.id,
-                           detail={"at": alert.scheduled_for.isoformat()})
+        await audit.record(
+            session,
+            actor=issuer,
+            action="schedule",
+            alert_id=alert.id,
+            detail={"at": alert.scheduled_for.isoformat()},
+        )
         return alert, []
     events = await _send(session, alert, issuer=issuer, now=now)
     return alert, events
@@ -288,8 +356,14 @@ async def _send(session: AsyncSession, alert: Alert, *, issuer: User | None, now
             .values(state=ended.value, ended_at=now, updated_at=now)
         )
     event = await _append_event(session, alert_id=alert.id, kind="issued", now=now)
-    await audit.record(session, actor=issuer, action=action, alert_id=alert.id,
-                       detail={"identifier": alert.identifier, "seq": event.seq}, at=now)
+    await audit.record(
+        session,
+        actor=issuer,
+        action=action,
+        alert_id=alert.id,
+        detail={"identifier": alert.identifier, "seq": event.seq},
+        at=now,
+    )
     return [event]
 
 
@@ -302,27 +376,43 @@ async def _append_event(session: AsyncSession, *, alert_id: uuid.UUID, kind: str
 
 
 async def start_follow_up(
-    session: AsyncSession, *, alert_id: uuid.UUID, kind: Literal["update", "cancel"], body: FollowUpIn,
-    author: User, settings: Settings,
+    session: AsyncSession,
+    *,
+    alert_id: uuid.UUID,
+    kind: Literal["update", "cancel"],
+    body: FollowUpIn,
+    author: User,
+    settings: Settings,
 ) -> Alert:
     """A new draft message (Update or Cancel) whose `references` names the earlier messages, as CAP 1.2 requires."""
     earlier = await _get(session, alert_id)
     if earlier.state != AlertState.issued or earlier.msg_type == "Cancel":
-        raise Conflict(f"only an issued alert can be updated or cancelled; this one is '{earlier.state}'",
-                       code="not_active")
+        raise Conflict(
+            f"only an issued alert can be updated or cancelled; this one is '{earlier.state}'",
+            code="not_active",
+        )
     current = cap_content(earlier)
     chain = " ".join(part for part in (current.references, _reference_of(earlier)) if part)
     base = AlertBody.model_validate(
-        {**current.model_dump(include=set(AlertBody.model_fields)),
-         "info": [i.model_dump() for i in body.info] if body.info else [i.model_dump() for i in current.info],
-         "note": body.note if body.note is not None else current.note}
+        {
+            **current.model_dump(include=set(AlertBody.model_fields)),
+            "info": [i.model_dump() for i in body.info] if body.info else [i.model_dump() for i in current.info],
+            "note": body.note if body.note is not None else current.note,
+        }
     )
     new_id = backend.new_uuid()
     msg_type = MsgType.update if kind == "update" else MsgType.cancel
     message = _message_from_body(base, alert_id=new_id, settings=settings, msg_type=msg_type, references=chain)
     return await _store_new(
-        session, message=message, author=author, origin="drafted", action=f"{kind}_draft", alert_id=new_id,
-        references_alert_id=earlier.id, exercise_id=earlier.exercise_id, template_id=earlier.template_id,
+        session,
+        message=message,
+        author=author,
+        origin="drafted",
+        action=f"{kind}_draft",
+        alert_id=new_id,
+        references_alert_id=earlier.id,
+        exercise_id=earlier.exercise_id,
+        template_id=earlier.template_id,
     )
 
 
@@ -343,11 +433,17 @@ async def discard(session: AsyncSession, *, alert_id: uuid.UUID, actor: User) ->
 async def issue_due(session: AsyncSession, *, now: datetime | None = None) -> list[AlertEventOut]:
     now = now or utcnow()
     due = (
-        await session.execute(
-            select(Alert).where(Alert.state == AlertState.scheduled.value, Alert.scheduled_for <= now)
-            .order_by(Alert.scheduled_for).limit(100)
+        (
+            await session.execute(
+                select(Alert)
+                .where(Alert.state == AlertState.scheduled.value, Alert.scheduled_for <= now)
+                .order_by(Alert.scheduled_for)
+                .limit(100)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     events: list[AlertEventOut] = []
     for alert in due:
         issuer = None if alert.issued_by_id is None else await session.get(User, alert.issued_by_id)
@@ -358,18 +454,28 @@ async def issue_due(session: AsyncSession, *, now: datetime | None = None) -> li
 async def expire_due(session: AsyncSession, *, now: datetime | None = None) -> list[AlertEventOut]:
     now = now or utcnow()
     due = (
-        await session.execute(
-            select(Alert).where(Alert.state == AlertState.issued.value, Alert.expires_at <= now).limit(500)
+        (
+            await session.execute(
+                select(Alert).where(Alert.state == AlertState.issued.value, Alert.expires_at <= now).limit(500)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     events: list[AlertEventOut] = []
     for alert in due:
         alert.state = AlertState.expired.value
         alert.ended_at = now
         alert.updated_at = now
         events.append(await _append_event(session, alert_id=alert.id, kind="expired", now=now))
-        await audit.record(session, actor=None, action="expire", alert_id=alert.id,
-                           detail={"expires_at": alert.expires_at.isoformat() if alert.expires_at else None}, at=now)
+        await audit.record(
+            session,
+            actor=None,
+            action="expire",
+            alert_id=alert.id,
+            detail={"expires_at": alert.expires_at.isoformat() if alert.expires_at else None},
+            at=now,
+        )
     return events
 
 
@@ -394,18 +500,23 @@ async def find_alerts(session: AsyncSession, *, query: AlertQuery) -> Sequence[A
     statement = select(Alert).order_by(Alert.created_at.desc(), Alert.id)
     if query.public_only:
         statement = statement.where(
-            Alert.status == Status.actual.value, Alert.scope == Scope.public.value,
+            Alert.status == Status.actual.value,
+            Alert.scope == Scope.public.value,
             Alert.state.in_([s.value for s in PUBLIC_STATES]),
         )
     if query.active is True:
         statement = statement.where(
-            Alert.state == AlertState.issued.value, Alert.msg_type.in_(ACTIVE_MSG_TYPES),
+            Alert.state == AlertState.issued.value,
+            Alert.msg_type.in_(ACTIVE_MSG_TYPES),
             or_(Alert.expires_at.is_(None), Alert.expires_at > now),
         )
     elif query.active is False:
         statement = statement.where(
-            or_(Alert.state != AlertState.issued.value, Alert.msg_type.not_in(ACTIVE_MSG_TYPES),
-                Alert.expires_at <= now)
+            or_(
+                Alert.state != AlertState.issued.value,
+                Alert.msg_type.not_in(ACTIVE_MSG_TYPES),
+                Alert.expires_at <= now,
+            )
         )
     if query.status is not None:
         statement = statement.where(Alert.status == query.status.value)
@@ -413,11 +524,14 @@ async def find_alerts(session: AsyncSession, *, query: AlertQuery) -> Sequence[A
         statement = statement.where(Alert.state == query.state.value)
     if query.exercise_id is not None:
         statement = statement.where(Alert.exercise_id == query.exercise_id)
-    dialect = session.bind.dialect.name
+    dialect = backend.dialect_of(session)
     if query.lat is not None and query.lon is not None:
         covers = backend.area_covers_point_sql(
-            AlertArea.geom, (AlertArea.min_lon, AlertArea.min_lat, AlertArea.max_lon, AlertArea.max_lat),
-            query.lon, query.lat, dialect,
+            AlertArea.geom,
+            (AlertArea.min_lon, AlertArea.min_lat, AlertArea.max_lon, AlertArea.max_lat),
+            query.lon,
+            query.lat,
+            dialect,
         )
         statement = statement.where(exists(select(AlertArea.id).where(AlertArea.alert_id == Alert.id, covers)))
         if backend.needs_exact_check(dialect):
@@ -434,8 +548,7 @@ async def _exactly_covering(session: AsyncSession, alerts: Sequence[Alert], lon:
         return []
     areas = await areas_of(session, alert_ids=[a.id for a in alerts])
     hits = {
-        alert_id for alert_id, geometries in areas.items()
-        if any(geo.covers_point(g, lon, lat) for g in geometries)
+        alert_id for alert_id, geometries in areas.items() if any(geo.covers_point(g, lon, lat) for g in geometries)
     }
     return [a for a in alerts if a.id in hits]
 
@@ -443,7 +556,9 @@ async def _exactly_covering(session: AsyncSession, alerts: Sequence[Alert], lon:
 async def areas_of(session: AsyncSession, *, alert_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Any]]:
     rows = (
         await session.execute(
-            select(AlertArea.alert_id, AlertArea.geom).where(AlertArea.alert_id.in_(alert_ids), AlertArea.geom.is_not(None))
+            select(AlertArea.alert_id, AlertArea.geom).where(
+                AlertArea.alert_id.in_(alert_ids), AlertArea.geom.is_not(None)
+            )
         )
     ).all()
     found: dict[uuid.UUID, list[Any]] = {}

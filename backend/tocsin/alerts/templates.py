@@ -138,8 +138,10 @@ def render_info(template: AlertTemplate, language: str, values: dict[str, str]) 
     texts = template.texts[language]
     rendered = {name: render_text(getattr(texts, name), values, f"texts.{language}.{name}") for name in TEXT_FIELDS}
     if len(rendered["headline"]) > MAX_HEADLINE:
-        raise InvalidInput(f"the headline in {language} is longer than {MAX_HEADLINE} characters once filled in",
-                           field="variables")
+        raise InvalidInput(
+            f"the headline in {language} is longer than {MAX_HEADLINE} characters once filled in",
+            field="variables",
+        )
     return {
         "language": language,
         "category": list(template.cap.category),
@@ -152,14 +154,16 @@ def render_info(template: AlertTemplate, language: str, values: dict[str, str]) 
     }
 
 
-def draft_from_template(template: AlertTemplate, request: FromTemplateIn, *, sender_name: str,
-                        now_plus: Any) -> AlertDraftIn:
+def draft_from_template(
+    template: AlertTemplate, request: FromTemplateIn, *, sender_name: str, now_plus: Any
+) -> AlertDraftIn:
     """The draft an operator gets from a template: one info per language, the same area in each."""
     languages = request.languages or list(template.texts)
     for index, language in enumerate(languages):
         if language not in template.texts:
-            raise InvalidInput(f"the template '{template.id}' has no texts in '{language}'",
-                               field=f"languages[{index}]")
+            raise InvalidInput(
+                f"the template '{template.id}' has no texts in '{language}'", field=f"languages[{index}]"
+            )
     unknown = set(request.variables) - set(template.variables)
     if unknown:
         raise InvalidInput(f"unknown template variables: {', '.join(sorted(unknown))}", field="variables")
@@ -167,7 +171,13 @@ def draft_from_template(template: AlertTemplate, request: FromTemplateIn, *, sen
     infos = []
     for language in languages:
         info = render_info(template, language, request.variables)
-        info.update(senderName=sender_name, onset=request.onset, expires=expires, web=request.web,
-                    contact=request.contact, area=[request.area.model_dump()])
+        info.update(
+            senderName=sender_name,
+            onset=request.onset,
+            expires=expires,
+            web=request.web,
+            contact=request.contact,
+            area=[request.area.model_dump()],
+        )
         infos.append(Info.model_validate(info))
     return AlertDraftIn(status=request.status, info=infos, exercise_id=request.exercise_id)

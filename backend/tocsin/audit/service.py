@@ -36,7 +36,11 @@ async def record(
 
 
 async def entries(
-    session: AsyncSession, *, alert_id: uuid.UUID | None = None, limit: int = 200, before_id: int | None = None
+    session: AsyncSession,
+    *,
+    alert_id: uuid.UUID | None = None,
+    limit: int = 200,
+    before_id: int | None = None,
 ) -> Sequence[AuditEntry]:
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if alert_id is not None:

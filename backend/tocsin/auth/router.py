@@ -21,9 +21,7 @@ def user_out(user: User) -> UserOut:
 
 
 @router.post("/auth/token", response_model=Token)
-async def login(
-    request: Request, session: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
-) -> Token:
+async def login(request: Request, session: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Token:
     """OAuth2 password flow: form fields `username` and `password`; answers a bearer token."""
     user = await service.authenticate(session, username=form.username[:64], password=form.password[:256])
     if user is None:

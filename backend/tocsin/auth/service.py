@@ -28,7 +28,9 @@ async def create_user(session: AsyncSession, *, data: UserCreate, actor: User | 
     except IntegrityError:
         await session.rollback()
         raise Conflict(f"a user named '{data.username}' exists", field="username", code="user_exists") from None
-    await audit.record(session, actor=actor, action="user_create", detail={"username": user.username, "roles": user.roles})
+    await audit.record(
+        session, actor=actor, action="user_create", detail={"username": user.username, "roles": user.roles}
+    )
     return user
 
 

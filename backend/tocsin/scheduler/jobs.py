@@ -49,10 +49,22 @@ class Scheduler:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
 
     def start(self) -> None:
-        self.scheduler.add_job(issue_due_alerts, "interval", seconds=self.interval, id="issue_due_alerts",
-                               args=[self.database, self.bus], **JOB_OPTIONS)
-        self.scheduler.add_job(expire_alerts, "interval", seconds=self.interval, id="expire_alerts",
-                               args=[self.database, self.bus], **JOB_OPTIONS)
+        self.scheduler.add_job(
+            issue_due_alerts,
+            "interval",
+            seconds=self.interval,
+            id="issue_due_alerts",
+            args=[self.database, self.bus],
+            **JOB_OPTIONS,
+        )
+        self.scheduler.add_job(
+            expire_alerts,
+            "interval",
+            seconds=self.interval,
+            id="expire_alerts",
+            args=[self.database, self.bus],
+            **JOB_OPTIONS,
+        )
         self.scheduler.start()
 
     def stop(self) -> None:

@@ -37,8 +37,9 @@ def upgrade() -> None:
         sa.Column("organisation_id", sa.Integer(), nullable=True),
         sa.Column("is_active", sa.Boolean(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["organisation_id"], ["organisations.id"],
-                                name=op.f("fk_users_organisation_id_organisations")),
+        sa.ForeignKeyConstraint(
+            ["organisation_id"], ["organisations.id"], name=op.f("fk_users_organisation_id_organisations")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("username", name=op.f("uq_users_username")),
     )
@@ -69,8 +70,9 @@ def upgrade() -> None:
         sa.Column("ended_at", UTCDateTime(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["references_alert_id"], ["alerts.id"],
-                                name=op.f("fk_alerts_references_alert_id_alerts")),
+        sa.ForeignKeyConstraint(
+            ["references_alert_id"], ["alerts.id"], name=op.f("fk_alerts_references_alert_id_alerts")
+        ),
         sa.ForeignKeyConstraint(["author_id"], ["users.id"], name=op.f("fk_alerts_author_id_users")),
         sa.ForeignKeyConstraint(["approved_by_id"], ["users.id"], name=op.f("fk_alerts_approved_by_id_users")),
         sa.ForeignKeyConstraint(["issued_by_id"], ["users.id"], name=op.f("fk_alerts_issued_by_id_users")),
@@ -91,8 +93,9 @@ def upgrade() -> None:
         sa.Column("min_lat", sa.Float(), nullable=True),
         sa.Column("max_lon", sa.Float(), nullable=True),
         sa.Column("max_lat", sa.Float(), nullable=True),
-        sa.ForeignKeyConstraint(["alert_id"], ["alerts.id"], name=op.f("fk_alert_areas_alert_id_alerts"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["alert_id"], ["alerts.id"], name=op.f("fk_alert_areas_alert_id_alerts"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_areas")),
     )
     op.create_index(op.f("ix_alert_areas_alert_id"), "alert_areas", ["alert_id"])
@@ -105,8 +108,9 @@ def upgrade() -> None:
         sa.Column("alert_id", sa.Uuid(), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["alert_id"], ["alerts.id"], name=op.f("fk_alert_events_alert_id_alerts"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["alert_id"], ["alerts.id"], name=op.f("fk_alert_events_alert_id_alerts"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_alert_events")),
     )
     op.create_index(op.f("ix_alert_events_alert_id"), "alert_events", ["alert_id"])
@@ -120,8 +124,9 @@ def upgrade() -> None:
         sa.Column("alert_id", sa.Uuid(), nullable=True),
         sa.Column("detail", JSONDocument, nullable=False),
         sa.ForeignKeyConstraint(["actor_id"], ["users.id"], name=op.f("fk_audit_entries_actor_id_users")),
-        sa.ForeignKeyConstraint(["alert_id"], ["alerts.id"], name=op.f("fk_audit_entries_alert_id_alerts"),
-                                ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(
+            ["alert_id"], ["alerts.id"], name=op.f("fk_audit_entries_alert_id_alerts"), ondelete="SET NULL"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_entries")),
     )
     op.create_index(op.f("ix_audit_entries_at"), "audit_entries", ["at"])
