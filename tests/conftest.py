@@ -21,11 +21,14 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from tocsin import migrate
+from tocsin import (
+    migrate,
+    models,  # noqa: F401  (every table on Base.metadata)
+)
 from tocsin.auth import service as users
 from tocsin.auth.schemas import Role, UserCreate
 from tocsin.config import Settings
-from tocsin.db import Database, open_database
+from tocsin.db import Base, Database, open_database
 from tocsin.main import create_app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +36,6 @@ SHARED_CAP = REPO.parent / "shared" / "cap"
 POSTGIS_URL = os.environ.get("TOCSIN_TEST_POSTGIS_URL")
 REDIS_URL = os.environ.get("TOCSIN_TEST_REDIS_URL")
 IN_CI = os.environ.get("CI", "").lower() == "true"
-TABLES = ("audit_entries", "alert_events", "alert_areas", "alerts", "users", "organisations")
 PASSWORD = "correct horse battery"
 
 
@@ -87,11 +89,12 @@ def redis_url() -> str:
 
 
 async def _truncate(database: Database) -> None:
+    tables = [table.name for table in reversed(Base.metadata.sorted_tables)]  # children before parents
     async with database.engine.begin() as connection:
         if database.dialect_name == "postgresql":
-            await connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+            await connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:
-            for table in TABLES:
+            for table in tables:
                 await connection.execute(text(f"DELETE FROM {table}"))
 
 
