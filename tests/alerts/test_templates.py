@@ -52,7 +52,7 @@ class TestTemplateFiles:
 
     def test_undeclared_variable_in_a_text_fails_the_schema(self, tmp_path: Path) -> None:
         source = (REPO / "alerts" / "flood.yaml").read_text(encoding="utf-8")
-        broken = source.replace("texts:", "texts:", 1).replace("headline: ", "headline: {{ nowhere }} ", 1)
+        broken = source.replace("{{ area_name }}", "{{ nowhere }}", 1)
         (tmp_path / "flood.yaml").write_text(broken, encoding="utf-8")
         with pytest.raises(ValueError, match="nowhere"):
             templates.load_template(tmp_path / "flood.yaml")
