@@ -172,6 +172,47 @@ def area_covers_point_sql(
     return and_(min_lon <= lon, max_lon >= lon, min_lat <= lat, max_lat >= lat)
 
 
+def insert_ignoring_duplicates(table: Any, dialect_name: str) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING, in the dialect's own syntax (both support RETURNING)."""
+    if is_postgres(dialect_name):
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
+async def cluster_points(
+    session: AsyncSession, rows: Sequence[tuple[int, float, float]], *, eps_m: float, min_points: int
+) -> list[list[int]]:
+    """Groups of ids whose points lie within `eps_m` of each other (DBSCAN). PostGIS: ST_ClusterDBSCAN in SQL on a
+    metric projection; SQLite: the same rules in geo.dbscan."""
+    if not rows:
+        return []
+    ids = [r[0] for r in rows]
+    if is_postgres(dialect_of(session)):
+        import math
+
+        mean_lat = sum(r[2] for r in rows) / len(rows)
+        # Web Mercator stretches distances by 1/cos(lat): widen eps to match metres on the ground.
+        eps = eps_m / max(math.cos(math.radians(mean_lat)), 1e-6)
+        statement = text(
+            "SELECT id, ST_ClusterDBSCAN(ST_Transform(geom, 3857), eps => :eps, minpoints => :minpoints) "
+            "OVER () AS cluster FROM reports WHERE id = ANY(:ids)"
+        )
+        result = await session.execute(statement, {"eps": eps, "minpoints": min_points, "ids": ids})
+        labels = {row.id: row.cluster for row in result}
+        ordered = [labels.get(i) for i in ids]
+    else:
+        ordered = geo.dbscan([r[1] for r in rows], [r[2] for r in rows], eps_m, min_points)
+    groups: dict[int, list[int]] = {}
+    for report_id, label in zip(ids, ordered, strict=True):
+        if label is not None:
+            groups.setdefault(int(label), []).append(report_id)
+    return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
+
+
 def needs_exact_check(dialect_name: str) -> bool:
     return not is_postgres(dialect_name)
 

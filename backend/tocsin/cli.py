@@ -27,6 +27,10 @@ from tocsin.errors import AppError
 from tocsin.main import create_app
 from tocsin.scheduler.jobs import run_standalone
 
+# Compression off: many small messages to many clients (the websockets docs: ~14 KiB vs ~64 KiB per connection).
+# Frames above this are refused by the server before our handler sees them (close 1009).
+WS_MAX_SIZE = 65_536
+
 app = typer.Typer(
     help="Tocsin: crisis communication between civil-protection authorities and citizens.",
     no_args_is_help=True,
@@ -84,7 +88,14 @@ def serve(
             log_level="info",
         )
         return
-    uvicorn.run(create_app(settings), host=host, port=port, ws_per_message_deflate=False, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        ws_per_message_deflate=False,
+        ws_max_size=WS_MAX_SIZE,
+        log_level="info",
+    )
 
 
 async def _seed_demo(settings: Settings) -> None:
@@ -117,7 +128,9 @@ def scheduler() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await run_standalone(database, bus, settings.scheduler_interval_seconds, stop)
+            await run_standalone(
+                database, bus, settings.scheduler_interval_seconds, stop, settings.report_retention_days
+            )
         finally:
             await bus.stop()
             await database.dispose()

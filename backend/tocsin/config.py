@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     cap_identifier_prefix: str = "tocsin"
 
+    # Real time and reports (rate limits are per worker; see docs/protocol.md).
+    device_messages_per_minute: Annotated[float, Field(gt=0)] = 120
+    device_reports_per_minute: Annotated[float, Field(gt=0)] = 10
+    ip_reports_per_minute: Annotated[float, Field(gt=0)] = 600
+    ip_messages_per_minute: Annotated[float, Field(gt=0)] = 6_000
+    report_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    realtime_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    client_queue_size: Annotated[int, Field(ge=8, le=10_000)] = 64
+
     # Bounds on what clients may send.
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     max_cap_bytes: Annotated[int, Field(ge=1024)] = 2_097_152

@@ -243,3 +243,49 @@ def as_multipolygon(geometry: BaseGeometry) -> MultiPolygon | None:
         elif isinstance(part, MultiPolygon):
             polygons.extend(part.geoms)
     return MultiPolygon(polygons) if polygons else None
+
+
+def local_metres(lons: Sequence[float], lats: Sequence[float]) -> tuple[list[float], list[float]]:
+    """Equirectangular projection around the points' mean latitude: metres, good to ~0.5 % across a city."""
+    lat0 = math.radians(sum(lats) / len(lats)) if lats else 0.0
+    kx = 111_320.0 * math.cos(lat0)
+    return [lon * kx for lon in lons], [lat * 110_574.0 for lat in lats]
+
+
+def dbscan(lons: Sequence[float], lats: Sequence[float], eps_m: float, min_points: int) -> list[int | None]:
+    """Cluster label per point (None for noise), with PostGIS ST_ClusterDBSCAN's rules: a core point has at least
+    `min_points` points (itself included) within `eps_m`; clusters are core points linked within eps, plus the border
+    points within eps of a core point."""
+    if not lons:
+        return []
+    xs, ys = local_metres(lons, lats)
+    points = shapely.points(xs, ys)
+    tree = shapely.STRtree(points)
+    pairs = tree.query(points, predicate="dwithin", distance=eps_m)
+    neighbours: list[list[int]] = [[] for _ in xs]
+    for i, j in zip(pairs[0], pairs[1], strict=True):
+        neighbours[int(i)].append(int(j))
+    core = [len(n) >= min_points for n in neighbours]
+    parent = list(range(len(xs)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, near in enumerate(neighbours):
+        if core[i]:
+            for j in near:
+                if core[j]:
+                    parent[find(i)] = find(j)
+    labels: list[int | None] = [None] * len(xs)
+    roots: dict[int, int] = {}
+    for i in range(len(xs)):
+        if core[i]:
+            labels[i] = roots.setdefault(find(i), len(roots))
+    for i, near in enumerate(neighbours):
+        if not core[i]:
+            attached = next((labels[j] for j in near if core[j]), None)
+            labels[i] = attached
+    return labels

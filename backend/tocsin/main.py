@@ -20,6 +20,9 @@ from tocsin.bus import create_bus
 from tocsin.config import Mode, Settings
 from tocsin.db import open_database
 from tocsin.errors import error_body, install_error_handlers
+from tocsin.realtime import citizen, operator
+from tocsin.realtime.runtime import Realtime
+from tocsin.reports import router as reports_router
 from tocsin.scheduler.jobs import Scheduler
 
 log = logging.getLogger(__name__)
@@ -88,20 +91,25 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
         if should_migrate:
             await migrate.upgrade(database)
         bus = create_bus(settings.redis_url)
+        realtime = Realtime(settings, database, bus)
+        realtime.subscribe()
         await bus.start()
+        await realtime.start()
+        app.state.realtime = realtime
         app.state.settings = settings
         app.state.database = database
         app.state.bus = bus
         app.state.templates_dir = settings.alerts_dir or default_templates_dir()
         scheduler = None
         if settings.scheduler_in_process:
-            scheduler = Scheduler(database, bus, settings.scheduler_interval_seconds)
+            scheduler = Scheduler(database, bus, settings.scheduler_interval_seconds, settings.report_retention_days)
             scheduler.start()
         try:
             yield
         finally:
             if scheduler is not None:
                 scheduler.stop()
+            await realtime.stop()
             await bus.stop()
             await database.dispose()
 
@@ -116,6 +124,9 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
     app.include_router(alerts_router.router)
     app.include_router(alerts_router.feeds)
     app.include_router(audit_router.router)
+    app.include_router(reports_router.router)
+    app.include_router(citizen.router)
+    app.include_router(operator.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -2,6 +2,18 @@
 
 from tocsin.models.alerts import Alert, AlertArea, AlertEvent
 from tocsin.models.audit import AuditEntry
+from tocsin.models.realtime import AlertResponse, Device, Incident, Report
 from tocsin.models.users import Organisation, User
 
-__all__ = ["Alert", "AlertArea", "AlertEvent", "AuditEntry", "Organisation", "User"]
+__all__ = [
+    "Alert",
+    "AlertArea",
+    "AlertEvent",
+    "AlertResponse",
+    "AuditEntry",
+    "Device",
+    "Incident",
+    "Organisation",
+    "Report",
+    "User",
+]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC
+from datetime import UTC, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -12,6 +12,7 @@ from tocsin.alerts import service as alerts
 from tocsin.alerts.service import AlertEventOut
 from tocsin.bus import ALERTS_CHANNEL, Bus
 from tocsin.db import Database
+from tocsin.reports import service as reports
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +40,23 @@ async def _publish(bus: Bus, events: list[AlertEventOut]) -> None:
         await bus.publish(ALERTS_CHANNEL, event.message())
 
 
+async def purge_old_reports(database: Database, retention_days: int) -> tuple[int, int]:
+    async with database.sessions() as session:
+        purged = await reports.purge(session, older_than=timedelta(days=retention_days))
+        await session.commit()
+    if any(purged):
+        log.info("retention: purged %d reports and %d devices", *purged)
+    return purged
+
+
 class Scheduler:
     """APScheduler with our jobs, each with an explicit id so a restart replaces rather than duplicates it."""
 
-    def __init__(self, database: Database, bus: Bus, interval_seconds: float) -> None:
+    def __init__(self, database: Database, bus: Bus, interval_seconds: float, retention_days: int = 30) -> None:
         self.database = database
         self.bus = bus
         self.interval = interval_seconds
+        self.retention_days = retention_days
         self.scheduler = AsyncIOScheduler(timezone=UTC)
 
     def start(self) -> None:
@@ -65,6 +76,14 @@ class Scheduler:
             args=[self.database, self.bus],
             **JOB_OPTIONS,
         )
+        self.scheduler.add_job(
+            purge_old_reports,
+            "interval",
+            hours=1,
+            id="purge_old_reports",
+            args=[self.database, self.retention_days],
+            **JOB_OPTIONS,
+        )
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -72,7 +91,9 @@ class Scheduler:
             self.scheduler.shutdown(wait=False)
 
 
-async def run_standalone(database: Database, bus: Bus, interval_seconds: float, stop: asyncio.Event) -> None:
+async def run_standalone(
+    database: Database, bus: Bus, interval_seconds: float, stop: asyncio.Event, retention_days: int = 30
+) -> None:
     """`tocsin scheduler`: wait for the scheduler lock (a standby waits here), then run until `stop` is set."""
     async with database.engine.connect() as lock_connection:
         while not await backend.try_scheduler_lock(lock_connection):
@@ -82,7 +103,7 @@ async def run_standalone(database: Database, bus: Bus, interval_seconds: float, 
             if stop.is_set():
                 return
         log.info("scheduler lock acquired; running jobs every %.1fs", interval_seconds)
-        scheduler = Scheduler(database, bus, interval_seconds)
+        scheduler = Scheduler(database, bus, interval_seconds, retention_days)
         scheduler.start()
         try:
             await stop.wait()

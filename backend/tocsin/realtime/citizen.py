@@ -1,0 +1,327 @@
+"""`/ws/citizen`: a device says hello, gets what it missed and what applies now, then lives on live alerts.
+
+Order on connect (see docs/protocol.md): welcome -> replay of every missed alert message (seq > last_seq) -> snapshot
+of the active alerts that apply -> live messages. Live messages that arrive during the replay wait in `Client.held`
+and are released after it, skipping any the replay already sent, so the device sees every sequence number once and
+in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from tocsin.alerts.schemas import SEVERITY_RANK
+from tocsin.realtime import devices, protocol
+from tocsin.realtime.hub import Client, Device
+from tocsin.realtime.protocol import (
+    CLIENT_MESSAGES,
+    AckAlert,
+    CheckIn,
+    Hello,
+    LocationUpdate,
+    MyReports,
+    Ping,
+    PlacesUpdate,
+    Preferences,
+    ReportIn,
+)
+from tocsin.realtime.runtime import Realtime
+from tocsin.reports import service as reports
+from tocsin.reports.writer import ReportRefused
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+HELLO_TIMEOUT_SECONDS = 10
+MAX_VIOLATIONS = 5
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+
+
+class ProtocolViolation(Exception):
+    def __init__(self, code: str, message: str, *, id: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.body = protocol.error(code, message, id=id, field=field)
+
+
+def _first_error(exc: ValidationError) -> tuple[str, str]:
+    first = exc.errors()[0]
+    path = ".".join(str(p) for p in first["loc"][1:])  # loc[0] is the message type (the union's tag)
+    return path or "type", str(first["msg"])
+
+
+def parse(text: str) -> Any:
+    if len(text.encode("utf-8")) > protocol.MAX_MESSAGE_BYTES:
+        raise ProtocolViolation("too_big", f"a message is at most {protocol.MAX_MESSAGE_BYTES} bytes")
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise ProtocolViolation("invalid_json", "messages are JSON objects") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raise ProtocolViolation("invalid", "a message is a JSON object with a 'type'", field="type")
+    message_id = raw.get("id") if isinstance(raw.get("id"), str) else None
+    if raw["type"] not in protocol.CLIENT_TYPES:
+        raise ProtocolViolation(
+            "unknown_type", f"unknown message type '{raw['type'][:40]}'", id=message_id, field="type"
+        )
+    try:
+        return CLIENT_MESSAGES.validate_python(raw)
+    except ValidationError as exc:
+        field, reason = _first_error(exc)
+        raise ProtocolViolation("invalid", f"{field}: {reason}", id=message_id, field=field) from None
+
+
+def _device(hello: Hello, stored: Any) -> Device:
+    places = [protocol.Place.model_validate(p) for p in stored.places]
+    return Device(
+        device_id=hello.device_id,
+        languages=list(stored.languages),
+        categories=frozenset(stored.categories),
+        min_severity_rank=SEVERITY_RANK.get(stored.min_severity, 0),
+        exercise_id=stored.exercise_id,
+        location=(hello.location.lon, hello.location.lat) if hello.location else None,
+        places=[p.geometry() for p in places],
+    )
+
+
+class CitizenSession:
+    def __init__(self, websocket: WebSocket, realtime: Realtime) -> None:
+        self.websocket = websocket
+        self.realtime = realtime
+        self.client: Client | None = None
+        self.ip = websocket.client.host if websocket.client else "unknown"
+        self.violations = 0
+        self.writer: asyncio.Task[None] | None = None
+        self.closing: int | None = None
+
+    def request_close(self, code: int) -> None:
+        if self.closing is None:
+            self.closing = code
+            asyncio.get_running_loop().create_task(self._close(code))
+
+    async def _close(self, code: int) -> None:
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.client is not None:
+            await self.client.put(None, protocol.encode(message))
+        else:
+            await self.websocket.send_text(protocol.encode(message))
+
+    async def write(self) -> None:
+        assert self.client is not None
+        counters = self.realtime.counters
+        try:
+            while True:
+                item = await self.client.queue.get()
+                if item is None:
+                    return
+                alert_id, text = item
+                await self.websocket.send_text(text)
+                if alert_id is not None:
+                    counters.add(alert_id, "delivered")
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return
+
+    async def run(self) -> None:
+        await self.websocket.accept()
+        try:
+            hello = await self._hello()
+            if hello is None:
+                return
+            await self._start(hello)
+            while self.closing is None:
+                text = await self.websocket.receive_text()
+                await self._handle_text(text)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            await self._finish()
+
+    async def _hello(self) -> Hello | None:
+        try:
+            text = await asyncio.wait_for(self.websocket.receive_text(), timeout=HELLO_TIMEOUT_SECONDS)
+            message = parse(text)
+        except TimeoutError:
+            await self.websocket.close(CLOSE_POLICY, "say hello first")
+            return None
+        except ProtocolViolation as violation:
+            await self.websocket.send_text(protocol.encode(violation.body))
+            await self.websocket.close(CLOSE_TOO_BIG if violation.body["code"] == "too_big" else CLOSE_POLICY)
+            return None
+        if not isinstance(message, Hello):
+            await self.websocket.send_text(protocol.encode(protocol.error("hello_first", "the first message is hello")))
+            await self.websocket.close(CLOSE_POLICY)
+            return None
+        return message
+
+    async def _start(self, hello: Hello) -> None:
+        realtime = self.realtime
+        async with realtime.database.sessions() as session:
+            stored = await devices.remember(session, hello)
+            await session.commit()
+        self.client = Client(_device(hello, stored), self.request_close, realtime.settings.client_queue_size)
+        self.client.held = []
+        upto = realtime.hub.add(self.client)  # from here on, live messages for this device are held
+        self.writer = asyncio.create_task(self.write())
+        await self.send(
+            {
+                "type": "welcome",
+                "id": hello.id,
+                "device_id": hello.device_id,
+                "seq": upto,
+                "limits": {"max_message_bytes": protocol.MAX_MESSAGE_BYTES, "max_places": protocol.MAX_PLACES},
+            }
+        )
+        replayed = upto
+        if hello.last_seq is not None and hello.last_seq < upto:
+            replayed = await realtime.dispatcher.replay(self.client, hello.last_seq, upto)
+        await self.send(await realtime.dispatcher.snapshot(self.client, upto))
+        held, self.client.held = self.client.held, None
+        for seq, alert_id, text in held:
+            if seq > replayed:
+                await self.client.put(alert_id, text)
+
+    async def _handle_text(self, text: str) -> None:
+        assert self.client is not None
+        realtime = self.realtime
+        if not (realtime.device_messages.allow(self.client.device.device_id) and realtime.ip_messages.allow(self.ip)):
+            await self._violation(ProtocolViolation("rate_limited", "too many messages; slow down"), count=False)
+            return
+        try:
+            message = parse(text)
+            await self._dispatch(message)
+        except ProtocolViolation as violation:
+            await self._violation(violation)
+
+    async def _violation(self, violation: ProtocolViolation, *, count: bool = True) -> None:
+        await self.send(violation.body)
+        if violation.body["code"] == "too_big":
+            self.request_close(CLOSE_TOO_BIG)
+            return
+        if count:
+            self.violations += 1
+            if self.violations >= MAX_VIOLATIONS:
+                self.request_close(CLOSE_POLICY)
+
+    async def _dispatch(self, message: Any) -> None:
+        assert self.client is not None
+        realtime = self.realtime
+        device = self.client.device
+        if isinstance(message, Hello):
+            raise ProtocolViolation("already_said_hello", "hello is the first message only", id=message.id)
+        if isinstance(message, Ping):
+            await self.send({"type": "pong", "id": message.id})
+        elif isinstance(message, LocationUpdate):
+            location = (message.location.lon, message.location.lat) if message.location else None
+            realtime.hub.set_location(self.client, location)
+            await self._ack(message.id)
+            await self.send(await realtime.dispatcher.snapshot(self.client, realtime.hub.last_seq))
+        elif isinstance(message, PlacesUpdate):
+            realtime.hub.set_places(self.client, [p.geometry() for p in message.places])
+            async with realtime.database.sessions() as session:
+                await devices.save_places(session, device.device_id, message.places)
+                await session.commit()
+            await self._ack(message.id)
+            await self.send(await realtime.dispatcher.snapshot(self.client, realtime.hub.last_seq))
+        elif isinstance(message, Preferences):
+            await self._preferences(message)
+        elif isinstance(message, AckAlert | CheckIn):
+            await self._respond(message)
+        elif isinstance(message, ReportIn):
+            await self._report(message)
+        elif isinstance(message, MyReports):
+            async with realtime.database.sessions() as session:
+                own = await reports.own_reports(session, device_id=device.device_id)
+            await self.send(
+                {"type": "my_reports", "id": message.id, "reports": [r.model_dump(mode="json") for r in own]}
+            )
+
+    async def _ack(self, message_id: str | None, **extra: Any) -> None:
+        if message_id is not None or extra:
+            await self.send({"type": "ack", "id": message_id, **extra})
+
+    async def _preferences(self, message: Preferences) -> None:
+        assert self.client is not None
+        device = self.client.device
+        if message.languages is not None:
+            device.languages = message.languages
+        if message.categories is not None:
+            device.categories = frozenset(message.categories)
+        if message.min_severity is not None:
+            device.min_severity_rank = SEVERITY_RANK.get(message.min_severity, 0)
+        async with self.realtime.database.sessions() as session:
+            await devices.save_preferences(
+                session,
+                device.device_id,
+                languages=message.languages,
+                categories=None if message.categories is None else list(message.categories),
+                min_severity=message.min_severity,
+            )
+            await session.commit()
+        await self._ack(message.id)
+
+    async def _respond(self, message: AckAlert | CheckIn) -> None:
+        assert self.client is not None
+        counters = self.realtime.counters
+        checkin = message.status if isinstance(message, CheckIn) else None
+        location = message.location if isinstance(message, CheckIn) else None
+        try:
+            async with self.realtime.database.sessions() as session:
+                first, previous = await devices.respond(
+                    session,
+                    alert_id=message.alert_id,
+                    device_id=self.client.device.device_id,
+                    acknowledged=True,
+                    checkin=checkin,
+                    location=location,
+                )
+                await session.commit()
+        except devices.UnknownAlert:
+            raise ProtocolViolation("unknown_alert", "no such alert", id=message.id, field="alert_id") from None
+        if first:
+            counters.add(message.alert_id, "acknowledged")
+        if checkin is not None and checkin != previous:
+            counters.add(message.alert_id, checkin)
+            if previous is not None:
+                counters.add(message.alert_id, previous, -1)
+        await self._ack(message.id, alert_id=str(message.alert_id))
+
+    async def _report(self, message: ReportIn) -> None:
+        assert self.client is not None
+        realtime = self.realtime
+        device_id = self.client.device.device_id
+        if not (realtime.device_reports.allow(device_id) and realtime.ip_reports.allow(self.ip)):
+            await self.send(protocol.error("rate_limited", "too many reports; resend later", id=str(message.id)))
+            return
+        try:
+            ack, _ = await realtime.writer.submit(device_id, message, self.client.device.exercise_id)
+        except ReportRefused as refused:
+            await self.send(protocol.error(refused.code, refused.message, id=str(message.id), field=refused.field))
+            return
+        await self.send(ack.model_dump(mode="json"))
+
+    async def _finish(self) -> None:
+        if self.client is not None:
+            self.realtime.hub.remove(self.client)
+            self.client.closed = True
+            with contextlib.suppress(asyncio.QueueFull):
+                self.client.queue.put_nowait(None)
+        if self.writer is not None:
+            self.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.writer
+
+
+@router.websocket("/ws/citizen")
+async def citizen_socket(websocket: WebSocket) -> None:
+    """The citizen protocol (docs/protocol.md): no account, an anonymous device id."""
+    await CitizenSession(websocket, websocket.app.state.realtime).run()

@@ -1,0 +1,105 @@
+"""What is stored about a device: its preferences and saved places (while it keeps them), and its answers to alerts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tocsin.models import Alert, AlertResponse, Device
+from tocsin.realtime.protocol import Hello, Location, Place
+
+
+async def remember(session: AsyncSession, hello: Hello) -> Device:
+    """Create or refresh the device row; places and preferences given in `hello` replace the stored ones."""
+    now = datetime.now(UTC)
+    device = await session.get(Device, hello.device_id)
+    if device is None:
+        device = Device(
+            id=hello.device_id,
+            places=[],
+            languages=[],
+            categories=[],
+            min_severity="Unknown",
+            created_at=now,
+            last_seen_at=now,
+        )
+        session.add(device)
+    device.last_seen_at = now
+    if hello.places is not None:
+        device.places = [p.model_dump(mode="json") for p in hello.places]
+    if hello.languages is not None:
+        device.languages = hello.languages
+    if hello.categories is not None:
+        device.categories = list(hello.categories)
+    if hello.min_severity is not None:
+        device.min_severity = hello.min_severity
+    await session.flush()
+    return device
+
+
+async def save_places(session: AsyncSession, device_id: str, places: list[Place]) -> None:
+    device = await session.get(Device, device_id)
+    if device is not None:
+        device.places = [p.model_dump(mode="json") for p in places]  # an empty list deletes them
+        device.last_seen_at = datetime.now(UTC)
+
+
+async def save_preferences(
+    session: AsyncSession,
+    device_id: str,
+    *,
+    languages: list[str] | None,
+    categories: list[str] | None,
+    min_severity: str | None,
+) -> None:
+    device = await session.get(Device, device_id)
+    if device is None:
+        return
+    if languages is not None:
+        device.languages = languages
+    if categories is not None:
+        device.categories = categories
+    if min_severity is not None:
+        device.min_severity = min_severity
+
+
+class UnknownAlert(Exception):
+    pass
+
+
+async def respond(
+    session: AsyncSession,
+    *,
+    alert_id: uuid.UUID,
+    device_id: str,
+    acknowledged: bool = False,
+    checkin: str | None = None,
+    location: Location | None = None,
+) -> tuple[bool, str | None]:
+    """Record an acknowledgement or a check-in. Returns (first acknowledgement?, previous check-in)."""
+    if await session.get(Alert, alert_id) is None:
+        raise UnknownAlert(str(alert_id))
+    now = datetime.now(UTC)
+    row = (
+        await session.execute(
+            select(AlertResponse).where(AlertResponse.alert_id == alert_id, AlertResponse.device_id == device_id)
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        row = AlertResponse(alert_id=alert_id, device_id=device_id)
+        session.add(row)
+    first_ack = False
+    previous = row.checkin
+    if (acknowledged or checkin) and row.acknowledged_at is None:
+        row.acknowledged_at = now  # a check-in implies the alert was received
+        first_ack = True
+    if checkin is not None:
+        row.checkin = checkin
+        row.checkin_at = now
+        row.checkin_lon = location.lon if location else None
+        row.checkin_lat = location.lat if location else None
+    await session.flush()
+    return first_ack, previous

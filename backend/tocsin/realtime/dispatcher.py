@@ -1,0 +1,251 @@
+"""From the database to the hub: which alert events this worker has fanned out, and catching up on the rest.
+
+A bus message is only a wake-up call: on each one (and every `poll_seconds` anyway, in case the bus lost it) the
+dispatcher reads every event after the last one it handled, in sequence order, from the database. Sequence numbers
+are handed out in commit order, so reading "after N" never skips an event that commits late; with Redis down, alerts
+still reach every device on every worker, a poll interval later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import func, select
+
+from tocsin import geo
+from tocsin.alerts import service as alerts
+from tocsin.alerts.schemas import SEVERITY_RANK, CapAlert
+from tocsin.db import Database
+from tocsin.models import Alert, AlertArea, AlertEvent
+from tocsin.realtime import protocol
+from tocsin.realtime.hub import Client, Hub, PreparedAlert
+
+log = logging.getLogger(__name__)
+
+MAX_AREA_VERTICES_SENT = 2_000
+REPLAY_PAGE = 200
+
+
+def alert_body(alert: Alert, message: CapAlert, language: str, geometry: BaseGeometry | None) -> dict[str, Any]:
+    """What a device shows: one info (in `language`), the area, and how this message relates to earlier ones."""
+    info = next(i for i in message.info if i.lang == language)
+    outline = geometry
+    if outline is not None and shapely_vertex_count(outline) > MAX_AREA_VERTICES_SENT:
+        outline = outline.simplify(0.002, preserve_topology=True)
+    return {
+        "alert_id": str(alert.id),
+        "identifier": alert.identifier,
+        "msgType": alert.msg_type,
+        "status": alert.status,
+        "marking": None if alert.status == "Actual" else alert.status.upper(),
+        "references": str(alert.references_alert_id) if alert.references_alert_id else None,
+        "sent": message.sent.isoformat(),
+        "language": info.lang,
+        "category": list(info.category),
+        "event": info.event,
+        "responseType": list(info.responseType),
+        "urgency": info.urgency,
+        "severity": info.severity,
+        "certainty": info.certainty,
+        "headline": info.headline,
+        "description": info.description,
+        "instruction": info.instruction,
+        "web": info.web,
+        "contact": info.contact,
+        "onset": info.onset.isoformat() if info.onset else None,
+        "expires": info.expires.isoformat() if info.expires else None,
+        "areaDesc": [area.areaDesc.strip() for area in info.area],
+        "geometry": geo.to_geojson(outline),
+    }
+
+
+def shapely_vertex_count(geometry: BaseGeometry) -> int:
+    import shapely
+
+    return int(shapely.get_num_coordinates(geometry))
+
+
+class AlertDispatcher:
+    def __init__(self, database: Database, hub: Hub, poll_seconds: float = 1.0) -> None:
+        self.database = database
+        self.hub = hub
+        self.poll_seconds = poll_seconds
+        self.last_seq = 0
+        self.wakeup = asyncio.Event()
+        self.lock = asyncio.Lock()
+        self.cache: OrderedDict[uuid.UUID, PreparedAlert] = OrderedDict()
+        self.active: list[PreparedAlert] = []
+        self.active_at = 0.0
+        self.active_seq = -1
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        async with self.database.sessions() as session:
+            self.last_seq = int(
+                (await session.execute(select(func.coalesce(func.max(AlertEvent.seq), 0)))).scalar() or 0
+            )
+        self.hub.last_seq = self.last_seq
+        self.task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def on_bus_event(self, _message: dict[str, Any]) -> None:
+        self.wakeup.set()
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), timeout=self.poll_seconds)
+            self.wakeup.clear()
+            try:
+                await self.catch_up()
+            except Exception:
+                log.exception("catching up on alert events failed; retrying")
+
+    async def catch_up(self) -> int:
+        """Fan out every event after the last one handled, in order."""
+        handled = 0
+        async with self.lock:
+            while True:
+                async with self.database.sessions() as session:
+                    rows = (
+                        (
+                            await session.execute(
+                                select(AlertEvent)
+                                .where(AlertEvent.seq > self.last_seq)
+                                .order_by(AlertEvent.seq)
+                                .limit(100)
+                            )
+                        )
+                        .scalars()
+                        .all()
+                    )
+                    prepared = [await self._prepare_event(session, row) for row in rows]
+                if not rows:
+                    return handled
+                for row, alert in zip(rows, prepared, strict=True):
+                    self.last_seq = row.seq
+                    if alert is not None:
+                        self.hub.fan_out(alert)  # synchronous: no await between last_seq and the enqueues
+                    else:
+                        self.hub.last_seq = row.seq
+                    handled += 1
+
+    async def _prepare_event(self, session: Any, event: AlertEvent) -> PreparedAlert | None:
+        if event.kind != "issued":
+            return None
+        return await self.prepare(session, event.alert_id, event.seq)
+
+    async def prepare(self, session: Any, alert_id: uuid.UUID, seq: int) -> PreparedAlert | None:
+        cached = self.cache.get(alert_id)
+        if cached is not None and cached.seq == seq:
+            return cached
+        alert = await session.get(Alert, alert_id)
+        if alert is None:
+            return None
+        geometries = (
+            (
+                await session.execute(
+                    select(AlertArea.geom).where(AlertArea.alert_id == alert_id, AlertArea.geom.is_not(None))
+                )
+            )
+            .scalars()
+            .all()
+        )
+        message = alerts.cap_content(alert)
+        if not message.info:
+            return None
+        geometry = geo.union_geometries(list(geometries))
+        languages = list(dict.fromkeys(info.lang for info in message.info))
+        bodies = {language: alert_body(alert, message, language, geometry) for language in languages}
+        prepared = PreparedAlert(
+            seq=seq,
+            alert_id=alert.id,
+            msg_type=alert.msg_type,
+            status=alert.status,
+            exercise_id=alert.exercise_id,
+            categories=frozenset(c for info in message.info for c in info.category),
+            severity_rank=max(SEVERITY_RANK.get(info.severity, 0) for info in message.info),
+            geometry=geometry,
+            languages=languages,
+            bodies=bodies,
+        )
+        prepared.texts = {
+            language: protocol.encode({"type": "alert", "seq": seq, **body}) for language, body in bodies.items()
+        }
+        self.cache[alert_id] = prepared
+        while len(self.cache) > 512:
+            self.cache.popitem(last=False)
+        return prepared
+
+    # ---- one device: replay and snapshot ------------------------------------------------------------------------
+
+    async def replay(self, client: Client, after: int, upto: int) -> int:
+        """Queue every message for this device with after < seq <= upto, in order. Returns the last seq replayed."""
+        last = after
+        while last < upto:
+            async with self.database.sessions() as session:
+                rows = (
+                    (
+                        await session.execute(
+                            select(AlertEvent)
+                            .where(AlertEvent.seq > last, AlertEvent.seq <= upto, AlertEvent.kind == "issued")
+                            .order_by(AlertEvent.seq)
+                            .limit(REPLAY_PAGE)
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                if not rows:
+                    return upto
+                for row in rows:
+                    alert = await self.prepare(session, row.alert_id, row.seq)
+                    last = row.seq
+                    if alert is None or not client.device.wants(alert) or not client.device.inside(alert.geometry):
+                        continue
+                    await client.put(alert.alert_id, alert.texts[alert.language_for(client.device.languages)])
+        return upto
+
+    async def active_alerts(self) -> list[PreparedAlert]:
+        """Issued, unexpired Alert/Update messages; refreshed at most once a second or after a new event."""
+        if self.active_seq == self.last_seq and time.monotonic() - self.active_at < 1.0:
+            return self.active
+        seq_now = self.last_seq
+        async with self.database.sessions() as session:
+            query = alerts.AlertQuery(active=True, public_only=False, limit=500)
+            found = await alerts.find_alerts(session, query=query)
+            issued = {
+                row.alert_id: row.seq
+                for row in (
+                    await session.execute(
+                        select(AlertEvent).where(
+                            AlertEvent.alert_id.in_([a.id for a in found]), AlertEvent.kind == "issued"
+                        )
+                    )
+                ).scalars()
+            }
+            prepared = [await self.prepare(session, a.id, issued.get(a.id, 0)) for a in found]
+        self.active = [p for p in prepared if p is not None]
+        self.active_at = time.monotonic()
+        self.active_seq = seq_now
+        return self.active
+
+    async def snapshot(self, client: Client, seq: int) -> dict[str, Any]:
+        applying = [
+            alert.bodies[alert.language_for(client.device.languages)] | {"alert_seq": alert.seq}
+            for alert in await self.active_alerts()
+            if client.device.wants(alert) and client.device.inside(alert.geometry)
+        ]
+        return {"type": "snapshot", "seq": seq, "alerts": applying}

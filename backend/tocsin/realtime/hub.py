@@ -1,0 +1,238 @@
+"""This worker's connected devices, where they are, and their send queues.
+
+Fan-out tests an alert's area against every device position in one vectorised pass (shapely 2 `contains_xy` over
+arrays; `intersects` over the array of saved-place geometries), serialises the message once per language, and puts the
+bytes on each matching device's bounded queue. Nothing here awaits a send: each device has its own writer task, and a
+device whose queue is full is closed with 1013 (try again later) and replays what it missed when it reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from tocsin.alerts.schemas import SEVERITY_RANK
+from tocsin.realtime.counters import Counters
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 64
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+@dataclass
+class PreparedAlert:
+    """An issued CAP message, ready to send: its targeting geometry and one encoded payload per language."""
+
+    seq: int
+    alert_id: uuid.UUID
+    msg_type: str
+    status: str
+    exercise_id: str | None
+    categories: frozenset[str]
+    severity_rank: int
+    geometry: BaseGeometry | None
+    languages: list[str]  # in the alert's order
+    bodies: dict[str, dict[str, Any]]  # language -> message body without seq
+    texts: dict[str, str] = field(default_factory=dict)  # language -> encoded `alert` message (with seq)
+
+    def language_for(self, preferred: list[str]) -> str:
+        """The device's first language the alert has (by primary subtag), else the alert's first language."""
+        for wanted in preferred:
+            primary = wanted.split("-")[0].lower()
+            for language in self.languages:
+                if language.split("-")[0].lower() == primary:
+                    return language
+        return self.languages[0]
+
+
+@dataclass
+class Device:
+    """What the hub knows of one connected device; the location never leaves memory."""
+
+    device_id: str
+    languages: list[str] = field(default_factory=list)
+    categories: frozenset[str] = frozenset()
+    min_severity_rank: int = 0
+    exercise_id: str | None = None
+    location: tuple[float, float] | None = None  # lon, lat
+    places: list[BaseGeometry] = field(default_factory=list)
+
+    def wants(self, alert: PreparedAlert) -> bool:
+        # Exercise traffic reaches only that exercise's devices; Test/System/Draft reach no citizen.
+        if alert.status == "Exercise":
+            if alert.exercise_id is None or alert.exercise_id != self.exercise_id:
+                return False
+        elif alert.status != "Actual" or self.exercise_id is not None:
+            return False
+        if alert.msg_type == "Cancel":
+            return True
+        if self.categories and not (self.categories & alert.categories):
+            return False
+        return alert.severity_rank >= self.min_severity_rank
+
+    def inside(self, geometry: BaseGeometry | None) -> bool:
+        if geometry is None:
+            return False
+        if self.location is not None and shapely.contains_xy(geometry, *self.location):
+            return True
+        return any(geometry.intersects(place) for place in self.places)
+
+
+class Client:
+    """One connection: its device, a bounded queue, and the hook that closes it."""
+
+    def __init__(self, device: Device, close: Callable[[int], None], queue_size: int = QUEUE_SIZE) -> None:
+        self.device = device
+        self.queue: asyncio.Queue[tuple[uuid.UUID | None, str] | None] = asyncio.Queue(queue_size)
+        self.close = close
+        self.slot = -1
+        self.closed = False
+        # While replaying from the database, live messages wait here (seq, alert_id, text).
+        self.held: list[tuple[int, uuid.UUID, str]] | None = None
+
+    async def put(self, alert_id: uuid.UUID | None, text: str) -> None:
+        """Wait for room (replay: the writer is draining the same queue)."""
+        if not self.closed:
+            await self.queue.put((alert_id, text))
+
+    def offer(self, alert_id: uuid.UUID | None, text: str) -> bool:
+        if self.closed:
+            return False
+        try:
+            self.queue.put_nowait((alert_id, text))
+            return True
+        except asyncio.QueueFull:
+            self.closed = True
+            self.close(CLOSE_TRY_AGAIN_LATER)
+            return False
+
+
+class Hub:
+    def __init__(self, counters: Counters) -> None:
+        self.counters = counters
+        self.clients: list[Client | None] = []
+        self.free: list[int] = []
+        self.xs = np.full(0, np.nan)
+        self.ys = np.full(0, np.nan)
+        self.by_device: dict[str, Client] = {}
+        self._places: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None
+        self.last_seq = 0  # set by the dispatcher before each fan-out
+
+    # ---- membership --------------------------------------------------------------------------------------------
+
+    def add(self, client: Client) -> int:
+        """Register (synchronously, so no fan-out interleaves); returns the last sequence number fanned out."""
+        if self.free:
+            slot = self.free.pop()
+            self.clients[slot] = client
+        else:
+            slot = len(self.clients)
+            self.clients.append(client)
+            if slot >= len(self.xs):
+                size = max(1024, 2 * len(self.xs))
+                self.xs = np.concatenate([self.xs, np.full(size - len(self.xs), np.nan)])
+                self.ys = np.concatenate([self.ys, np.full(size - len(self.ys), np.nan)])
+        client.slot = slot
+        previous = self.by_device.get(client.device.device_id)
+        if previous is not None and previous is not client:
+            previous.closed = True
+            previous.close(1008)  # the same device connected again: the newer connection wins
+        self.by_device[client.device.device_id] = client
+        self.set_location(client, client.device.location)
+        self._places = None
+        return self.last_seq
+
+    def remove(self, client: Client) -> None:
+        if client.slot < 0 or self.clients[client.slot] is not client:
+            return
+        self.clients[client.slot] = None
+        self.xs[client.slot] = np.nan
+        self.ys[client.slot] = np.nan
+        self.free.append(client.slot)
+        if self.by_device.get(client.device.device_id) is client:
+            del self.by_device[client.device.device_id]
+        self._places = None
+        client.slot = -1
+
+    def set_location(self, client: Client, location: tuple[float, float] | None) -> None:
+        client.device.location = location
+        if client.slot >= 0:
+            self.xs[client.slot] = np.nan if location is None else location[0]
+            self.ys[client.slot] = np.nan if location is None else location[1]
+
+    def set_places(self, client: Client, places: list[BaseGeometry]) -> None:
+        client.device.places = places
+        self._places = None
+
+    @property
+    def connected(self) -> int:
+        return len(self.clients) - len(self.free)
+
+    # ---- fan-out -----------------------------------------------------------------------------------------------
+
+    def _place_arrays(self) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+        if self._places is None:
+            geometries: list[BaseGeometry] = []
+            owners: list[int] = []
+            for slot, client in enumerate(self.clients):
+                if client is not None:
+                    geometries.extend(client.device.places)
+                    owners.extend([slot] * len(client.device.places))
+            self._places = (np.array(geometries, dtype=object), np.array(owners, dtype=np.int64))
+        return self._places
+
+    def matching_slots(self, geometry: BaseGeometry) -> np.ndarray[Any, Any]:
+        """Slots of devices whose location lies in the area or one of whose places touches it."""
+        shapely.prepare(geometry)
+        count = len(self.clients)
+        hits = shapely.contains_xy(geometry, self.xs[:count], self.ys[:count])
+        slots = np.flatnonzero(hits)
+        places, owners = self._place_arrays()
+        if len(places):
+            place_hits = shapely.intersects(geometry, places)
+            slots = np.union1d(slots, owners[place_hits])
+        return slots
+
+    def fan_out(self, alert: PreparedAlert) -> int:
+        """Queue the alert for every matching device on this worker. Synchronous by design: see Client.held."""
+        self.last_seq = alert.seq
+        if alert.geometry is None:
+            return 0
+        matched = 0
+        for slot in self.matching_slots(alert.geometry):
+            client = self.clients[int(slot)]
+            if client is None or not client.device.wants(alert):
+                continue
+            matched += 1
+            language = alert.language_for(client.device.languages)
+            text = alert.texts[language]
+            if client.held is not None:
+                client.held.append((alert.seq, alert.alert_id, text))
+            else:
+                client.offer(alert.alert_id, text)
+        if matched:
+            self.counters.add(alert.alert_id, "in_area", matched)
+        return matched
+
+    def send_to_device(self, device_id: str, text: str) -> bool:
+        client = self.by_device.get(device_id)
+        return client.offer(None, text) if client is not None else False
+
+    def close_all(self, code: int = 1001) -> None:
+        for client in self.clients:
+            if client is not None and not client.closed:
+                client.closed = True
+                client.close(code)
+
+
+def severity_rank(severity: str | None) -> int:
+    return SEVERITY_RANK.get(severity or "Unknown", 0)

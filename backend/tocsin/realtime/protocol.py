@@ -1,0 +1,197 @@
+"""The citizen WebSocket protocol (`/ws/citizen`): every message a device may send, and every message the server
+sends. docs/protocol.md explains it; docs/asyncapi.yaml describes it, and a test keeps the three in step.
+
+All messages are JSON objects with a `type`. Client messages that can fail carry an `id` that the server echoes in
+its `ack` or `error`. Coordinates are GeoJSON order: lon, lat.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+from tocsin import geo
+from tocsin.alerts.schemas import Category, Severity
+
+MAX_MESSAGE_BYTES = 16_384
+MAX_PLACES = 10
+MAX_PLACE_RADIUS_KM = 50.0
+MAX_PLACE_VERTICES = 1_000
+MAX_REPORT_TEXT = 2_000
+
+DeviceId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+MessageId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class ReportCategory(StrEnum):
+    flooding = "flooding"
+    fire = "fire"
+    smoke = "smoke"
+    power_outage = "power_outage"
+    telecom_outage = "telecom_outage"
+    water_supply = "water_supply"
+    gas_smell = "gas_smell"
+    structural_damage = "structural_damage"
+    injured_or_trapped = "injured_or_trapped"
+    road_blocked = "road_blocked"
+    other = "other"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Location(_In):
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+
+
+class Place(_In):
+    """A saved place: a point with a radius, or a polygon (GeoJSON, exterior ring only)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=100)]
+    point: Location | None = None
+    radius_km: float = Field(default=1.0, ge=0, le=MAX_PLACE_RADIUS_KM)
+    polygon: dict[str, Any] | None = None
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return value
+        if value.get("type") != "Polygon":
+            raise ValueError("a place polygon is a GeoJSON Polygon")
+        try:
+            geo.validate_geojson_area(value)
+        except geo.GeometryError as exc:
+            raise ValueError(f"{exc.field}: {exc}") from None
+        if len(value["coordinates"][0]) > MAX_PLACE_VERTICES:
+            raise ValueError(f"a place polygon has at most {MAX_PLACE_VERTICES} vertices")
+        return value
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> Place:
+        if (self.point is None) == (self.polygon is None):
+            raise ValueError("a place has either a point (with radius_km) or a polygon")
+        return self
+
+    def geometry(self) -> Any:
+        if self.point is not None:
+            return geo.circle_polygon(geo.Circle(lon=self.point.lon, lat=self.point.lat, radius_km=self.radius_km))
+        return geo.from_geojson(self.polygon or {})
+
+
+Languages = Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")]], Field(max_length=10)]
+
+
+class Hello(_In):
+    type: Literal["hello"]
+    id: MessageId | None = None
+    device_id: DeviceId
+    last_seq: int | None = Field(default=None, ge=0)
+    location: Location | None = None
+    places: Annotated[list[Place], Field(max_length=MAX_PLACES)] | None = None
+    languages: Languages | None = None
+    categories: Annotated[list[Category], Field(max_length=12)] | None = None
+    min_severity: Severity | None = None
+
+
+class LocationUpdate(_In):
+    type: Literal["location"]
+    id: MessageId | None = None
+    location: Location | None = Field(description="null forgets the current location")
+
+
+class PlacesUpdate(_In):
+    type: Literal["places"]
+    id: MessageId | None = None
+    places: Annotated[list[Place], Field(max_length=MAX_PLACES)]
+
+
+class Preferences(_In):
+    type: Literal["preferences"]
+    id: MessageId | None = None
+    languages: Languages | None = None
+    categories: Annotated[list[Category], Field(max_length=12)] | None = None
+    min_severity: Severity | None = None
+
+
+class AckAlert(_In):
+    type: Literal["ack_alert"]
+    id: MessageId | None = None
+    alert_id: uuid.UUID
+
+
+class CheckIn(_In):
+    type: Literal["checkin"]
+    id: MessageId | None = None
+    alert_id: uuid.UUID
+    status: Literal["safe", "need_help"]
+    location: Location | None = None
+
+
+class ReportIn(_In):
+    """A citizen report; `id` is the client-made UUID that makes a resend harmless."""
+
+    type: Literal["report"] = "report"
+    id: uuid.UUID
+    category: ReportCategory
+    text: Annotated[str, Field(max_length=MAX_REPORT_TEXT)] = ""
+    location: Location
+    observed_at: AwareDatetime
+    severity: Severity | None = None
+
+
+class MyReports(_In):
+    type: Literal["my_reports"]
+    id: MessageId | None = None
+
+
+class Ping(_In):
+    type: Literal["ping"]
+    id: MessageId | None = None
+
+
+ClientMessage = Annotated[
+    Hello | LocationUpdate | PlacesUpdate | Preferences | AckAlert | CheckIn | ReportIn | MyReports | Ping,
+    Field(discriminator="type"),
+]
+CLIENT_MESSAGES = TypeAdapter(ClientMessage)
+CLIENT_TYPES = ("hello", "location", "places", "preferences", "ack_alert", "checkin", "report", "my_reports", "ping")
+SERVER_TYPES = ("welcome", "alert", "snapshot", "ack", "error", "my_reports", "report_status", "pong")
+OPERATOR_SERVER_TYPES = ("welcome", "report_new", "report_status", "alert_counts", "error", "pong")
+OPERATOR_CLIENT_TYPES = ("ping",)
+
+
+def encode(message: dict[str, Any]) -> str:
+    """Compact JSON; every server message goes through here (the AsyncAPI test checks its `type`)."""
+    assert message["type"] in SERVER_TYPES, message["type"]
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=_default)
+
+
+def encode_operator(message: dict[str, Any]) -> str:
+    """Every message to an operator goes through here (the AsyncAPI test checks its `type`)."""
+    assert message["type"] in OPERATOR_SERVER_TYPES, message["type"]
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=_default)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def error(code: str, message: str, *, id: str | None = None, field: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if id is not None:
+        body["id"] = id
+    if field is not None:
+        body["field"] = field
+    return body

@@ -1,0 +1,105 @@
+"""The real-time parts of one worker, built in the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tocsin.bus import ALERTS_CHANNEL, Bus
+from tocsin.config import Settings
+from tocsin.db import Database
+from tocsin.realtime import protocol
+from tocsin.realtime.counters import Counters, create_counters
+from tocsin.realtime.dispatcher import AlertDispatcher
+from tocsin.realtime.hub import Hub
+from tocsin.realtime.ratelimit import Limiter
+from tocsin.reports.writer import REPORTS_CHANNEL, ReportWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OperatorFeed:
+    """Operators connected to this worker: each has a bounded queue of encoded messages."""
+
+    queues: dict[asyncio.Queue[str], Callable[[int], None]] = field(default_factory=dict)
+    last_counts: dict[uuid.UUID, dict[str, int]] = field(default_factory=dict)
+
+    def broadcast(self, message: dict[str, Any]) -> None:
+        text = protocol.encode_operator(message)
+        for queue, close in list(self.queues.items()):
+            try:
+                queue.put_nowait(text)
+            except asyncio.QueueFull:  # an operator console that cannot keep up reconnects and reloads
+                del self.queues[queue]
+                close(1013)
+
+
+class Realtime:
+    def __init__(self, settings: Settings, database: Database, bus: Bus) -> None:
+        self.settings = settings
+        self.database = database
+        self.bus = bus
+        self.counters: Counters = create_counters(settings.redis_url)
+        self.hub = Hub(self.counters)
+        self.dispatcher = AlertDispatcher(database, self.hub, settings.realtime_poll_seconds)
+        self.writer = ReportWriter(database, bus)
+        self.operators = OperatorFeed()
+        burst = max(10.0, settings.device_messages_per_minute / 2)
+        self.device_messages = Limiter(settings.device_messages_per_minute, burst)
+        self.ip_messages = Limiter(settings.ip_messages_per_minute, settings.ip_messages_per_minute / 2)
+        self.device_reports = Limiter(settings.device_reports_per_minute, max(5.0, settings.device_reports_per_minute))
+        self.ip_reports = Limiter(settings.ip_reports_per_minute, settings.ip_reports_per_minute / 3)
+        self.counts_task: asyncio.Task[None] | None = None
+
+    def subscribe(self) -> None:
+        """Before the bus starts: Redis subscribes to the channels that have handlers."""
+        self.bus.subscribe(ALERTS_CHANNEL, self.dispatcher.on_bus_event)
+        self.bus.subscribe(REPORTS_CHANNEL, self.on_report_event)
+
+    async def start(self) -> None:
+        self.counters.start()
+        await self.dispatcher.start()
+        self.writer.start()
+        self.counts_task = asyncio.create_task(self._push_counts())
+
+    async def stop(self) -> None:
+        self.hub.close_all(1001)
+        if self.counts_task is not None:
+            self.counts_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.counts_task
+        await self.writer.stop()
+        await self.dispatcher.stop()
+        await self.counters.stop()
+
+    async def on_report_event(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "report_status" and message.get("device_id"):
+            own = {k: message[k] for k in ("report_id", "client_id", "status", "at")}
+            self.hub.send_to_device(str(message["device_id"]), protocol.encode({"type": "report_status", **own}))
+        if self.operators.queues:
+            self.operators.broadcast({k: v for k, v in message.items() if k != "device_id"})
+
+    async def _push_counts(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if not self.operators.queues:
+                continue
+            try:
+                await self.push_counts()
+            except Exception:
+                log.exception("pushing alert counts failed")
+
+    async def push_counts(self) -> None:
+        alert_ids = [a.alert_id for a in await self.dispatcher.active_alerts()]
+        if not alert_ids:
+            return
+        for alert_id, counts in (await self.counters.totals(alert_ids)).items():
+            if self.operators.last_counts.get(alert_id) != counts:
+                self.operators.last_counts[alert_id] = counts
+                self.operators.broadcast({"type": "alert_counts", "alert_id": str(alert_id), **counts})

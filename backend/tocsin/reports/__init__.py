@@ -1,0 +1,2 @@
+"""Citizen reports: ingest with acknowledgement after commit (group commit under load), triage by operators,
+incidents, retention."""

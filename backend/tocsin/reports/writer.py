@@ -1,0 +1,163 @@
+"""Group commit for citizen reports: acknowledge only what is committed, without one transaction per report.
+
+Reports that arrive within a few milliseconds of each other are written in one transaction (INSERT ... ON CONFLICT
+DO NOTHING on the client's UUID, RETURNING what was new), then every sender gets its acknowledgement, and only then
+are the new reports announced to operators. A resend finds the existing row and gets the same acknowledgement. If
+the transaction fails, every report in it gets an error instead of an ack, and the device resends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shapely.geometry import Point
+from sqlalchemy import select
+
+from tocsin import backend
+from tocsin.bus import Bus
+from tocsin.db import Database
+from tocsin.models import Report
+from tocsin.realtime.protocol import ReportIn
+from tocsin.reports.schemas import ReportAck, ReportStatus
+
+log = logging.getLogger(__name__)
+
+REPORTS_CHANNEL = "tocsin:reports"
+_FUTURE_SLACK = timedelta(minutes=5)  # phones with a clock a little ahead
+
+
+class ReportRefused(Exception):
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+@dataclass
+class _Pending:
+    device_id: str
+    report: ReportIn
+    exercise_id: str | None
+    future: asyncio.Future[tuple[ReportAck, bool]]
+
+
+def report_event(row: Report) -> dict[str, Any]:
+    return {
+        "type": "report_new",
+        "report": {
+            "id": row.id,
+            "client_id": str(row.client_id),
+            "category": row.category,
+            "text": row.text,
+            "location": {"lon": row.lon, "lat": row.lat},
+            "severity": row.severity,
+            "observed_at": row.observed_at.isoformat(),
+            "received_at": row.received_at.isoformat(),
+            "status": row.status,
+            "exercise_id": row.exercise_id,
+        },
+    }
+
+
+class ReportWriter:
+    def __init__(self, database: Database, bus: Bus, *, max_batch: int = 500, gather_seconds: float = 0.004) -> None:
+        self.database = database
+        self.bus = bus
+        self.max_batch = max_batch
+        self.gather_seconds = gather_seconds
+        self.pending: list[_Pending] = []
+        self.ready = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        for item in self.pending:
+            if not item.future.done():
+                item.future.set_exception(ReportRefused("unavailable", "the server is shutting down; resend later"))
+
+    async def submit(self, device_id: str, report: ReportIn, exercise_id: str | None = None) -> tuple[ReportAck, bool]:
+        """Wait until the report is committed; returns (acknowledgement, created)."""
+        now = datetime.now(UTC)
+        if report.observed_at > now.replace(microsecond=0) + _FUTURE_SLACK:
+            raise ReportRefused("invalid", "observed_at lies in the future", "observed_at")
+        future: asyncio.Future[tuple[ReportAck, bool]] = asyncio.get_running_loop().create_future()
+        self.pending.append(_Pending(device_id, report, exercise_id, future))
+        self.ready.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self.ready.wait()
+            if len(self.pending) < self.max_batch:
+                await asyncio.sleep(self.gather_seconds)  # let the reports of the next few ms join this commit
+            batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
+            if not self.pending:
+                self.ready.clear()
+            if batch:
+                await self._write(batch)
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        received = datetime.now(UTC)
+        # The first of several sends of one UUID in the same batch wins; the others get its acknowledgement.
+        unique: dict[uuid.UUID, _Pending] = {}
+        for item in batch:
+            unique.setdefault(item.report.id, item)
+        rows = [
+            {
+                "client_id": r.report.id,
+                "device_id": r.device_id,
+                "category": r.report.category.value,
+                "text": r.report.text.strip(),
+                "lon": r.report.location.lon,
+                "lat": r.report.location.lat,
+                "geom": Point(r.report.location.lon, r.report.location.lat),
+                "severity": r.report.severity,
+                "observed_at": r.report.observed_at,
+                "received_at": received,
+                "status": ReportStatus.new.value,
+                "exercise_id": r.exercise_id,
+            }
+            for r in unique.values()
+        ]
+        try:
+            async with self.database.sessions() as session:
+                statement = backend.insert_ignoring_duplicates(Report, self.database.dialect_name)
+                inserted = set((await session.execute(statement.returning(Report.client_id), rows)).scalars())
+                stored = (
+                    (await session.execute(select(Report).where(Report.client_id.in_(list(unique))))).scalars().all()
+                )
+                await session.commit()
+        except Exception as exc:  # the database refused the batch: nothing is acknowledged, every sender resends
+            log.exception("writing %d reports failed", len(batch))
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(
+                        ReportRefused("unavailable", f"not stored ({type(exc).__name__}); resend")
+                    )
+            return
+        by_client = {row.client_id: row for row in stored}
+        for item in batch:
+            row = by_client[item.report.id]
+            if item.future.done():
+                continue
+            if row.device_id != item.device_id:
+                item.future.set_exception(ReportRefused("duplicate_id", "this report id is already used", "id"))
+                continue
+            ack = ReportAck(id=row.client_id, report_id=row.id, received_at=row.received_at, status=row.status)
+            item.future.set_result((ack, row.client_id in inserted and unique[row.client_id] is item))
+        for row in stored:
+            if row.client_id in inserted:
+                await self.bus.publish(REPORTS_CHANNEL, report_event(row))
