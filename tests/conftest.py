@@ -157,3 +157,49 @@ def cap_samples() -> Iterator[Path]:
     if not SHARED_CAP.is_dir():
         pytest.skip(f"the CAP samples are expected at {SHARED_CAP}")
     return SHARED_CAP / "samples"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer(Harness):
+    """A real uvicorn server on a loopback port (real WebSockets), with an HTTP client pointed at it."""
+
+    ws_url: str = ""
+
+
+@pytest.fixture
+async def live(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[LiveServer]:
+    import uvicorn
+
+    overrides = getattr(request, "param", {})
+    app = create_app(
+        make_settings(database_url, tmp_path, realtime_poll_seconds=0.2, **overrides), migrate_on_start=False
+    )
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, ws_per_message_deflate=False, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "the server did not start"
+        await asyncio.sleep(0.02)
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base) as client:
+        try:
+            yield LiveServer(app=app, client=client, ws_url=f"ws://127.0.0.1:{port}")
+        finally:
+            server.should_exit = True
+            await task
+            database = open_database(database_url, pool=False)  # the app's own engine is disposed by now
+            try:
+                await _truncate(database)
+            finally:
+                await database.dispose()

@@ -124,6 +124,9 @@ class CitizenSession:
                 item = await self.client.queue.get()
                 if item is None:
                     return
+                if isinstance(item, int):
+                    self.request_close(item)
+                    return
                 alert_id, text = item
                 await self.websocket.send_text(text)
                 if alert_id is not None:
@@ -205,12 +208,21 @@ class CitizenSession:
     async def _violation(self, violation: ProtocolViolation, *, count: bool = True) -> None:
         await self.send(violation.body)
         if violation.body["code"] == "too_big":
-            self.request_close(CLOSE_TOO_BIG)
+            await self._close_after_sending(CLOSE_TOO_BIG)
             return
         if count:
             self.violations += 1
             if self.violations >= MAX_VIOLATIONS:
-                self.request_close(CLOSE_POLICY)
+                await self._close_after_sending(CLOSE_POLICY)
+
+    async def _close_after_sending(self, code: int) -> None:
+        """The error goes out first, then the close frame."""
+        assert self.client is not None
+        self.client.closed = True
+        await self.client.queue.put(code)
+        if self.writer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.writer
 
     async def _dispatch(self, message: Any) -> None:
         assert self.client is not None

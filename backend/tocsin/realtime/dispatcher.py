@@ -243,9 +243,10 @@ class AlertDispatcher:
         return self.active
 
     async def snapshot(self, client: Client, seq: int) -> dict[str, Any]:
+        """Active alerts that apply to the device, up to `seq`; later ones reach it as live `alert` messages."""
         applying = [
             alert.bodies[alert.language_for(client.device.languages)] | {"alert_seq": alert.seq}
             for alert in await self.active_alerts()
-            if client.device.wants(alert) and client.device.inside(alert.geometry)
+            if alert.seq <= seq and client.device.wants(alert) and client.device.inside(alert.geometry)
         ]
         return {"type": "snapshot", "seq": seq, "alerts": applying}

@@ -92,7 +92,8 @@ class Client:
 
     def __init__(self, device: Device, close: Callable[[int], None], queue_size: int = QUEUE_SIZE) -> None:
         self.device = device
-        self.queue: asyncio.Queue[tuple[uuid.UUID | None, str] | None] = asyncio.Queue(queue_size)
+        # (alert id or None, text); an int is a close code the writer applies after sending what came before it.
+        self.queue: asyncio.Queue[tuple[uuid.UUID | None, str] | int | None] = asyncio.Queue(queue_size)
         self.close = close
         self.slot = -1
         self.closed = False
