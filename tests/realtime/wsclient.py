@@ -32,12 +32,12 @@ class Citizen:
     async def send(self, message: dict[str, Any]) -> None:
         await self.connection.send(json.dumps(message))
 
-    async def receive(self, timeout: float = 10) -> dict[str, Any]:
-        return json.loads(await asyncio.wait_for(self.connection.recv(), timeout))
+    async def receive(self, wait: float = 10) -> dict[str, Any]:
+        return json.loads(await asyncio.wait_for(self.connection.recv(), wait))
 
-    async def receive_type(self, kind: str, timeout: float = 10) -> dict[str, Any]:
+    async def receive_type(self, kind: str, wait: float = 10) -> dict[str, Any]:
         while True:
-            message = await self.receive(timeout)
+            message = await self.receive(wait)
             if message["type"] == kind:
                 return message
 
