@@ -194,8 +194,8 @@ async def run_floor(clients: int) -> tuple[list[float], int]:
 # ---- Tocsin ----------------------------------------------------------------------------------------------------
 
 
-async def run_tocsin(clients: int) -> tuple[list[float], int, float, float]:
-    port = free_port()
+async def run_tocsin(clients: int, listener: str) -> tuple[list[float], int, float, float]:
+    port, citizen_port = free_port(), free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="tocsin-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
     env.update(
@@ -203,6 +203,8 @@ async def run_tocsin(clients: int) -> tuple[list[float], int, float, float]:
         TOCSIN_PUBLIC_URL=f"http://127.0.0.1:{port}",
         TOCSIN_IP_MESSAGES_PER_MINUTE="10000000",
     )
+    if listener == "lean":
+        env["TOCSIN_CITIZEN_PORT"] = str(citizen_port)
     log = (data_dir / "serve.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "tocsin.cli", "serve", "--demo", "--port", str(port)],
@@ -228,7 +230,8 @@ async def run_tocsin(clients: int) -> tuple[list[float], int, float, float]:
                 response = await http.post("/api/v1/auth/token", data={"username": name, "password": credentials[name]})
                 tokens[name] = {"Authorization": f"Bearer {response.json()['access_token']}"}
             idle_before = rss_kib(server.pid)
-            generator_process, ready = start_generator(f"ws://127.0.0.1:{port}/ws/citizen", clients, "tocsin")
+            citizen_url = f"ws://127.0.0.1:{citizen_port if listener == 'lean' else port}/ws/citizen"
+            generator_process, ready = start_generator(citizen_url, clients, "tocsin")
             await asyncio.sleep(2)  # let the server settle after the connection storm
             per_connection = (rss_kib(server.pid) - idle_before) / max(1, ready["ready"])
             body = {
@@ -283,6 +286,12 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=10_000)
     parser.add_argument("--generator")
     parser.add_argument("--mode", default="tocsin")
+    parser.add_argument(
+        "--listener",
+        choices=["lean", "asgi"],
+        default="lean",
+        help="lean: the websockets listener (TOCSIN_CITIZEN_PORT); asgi: /ws/citizen under uvicorn",
+    )
     args = parser.parse_args()
     if args.generator:
         await generator(args.generator, args.clients, args.mode, seed=1)
@@ -291,8 +300,10 @@ async def main() -> None:
         parser.error("--clients must be between 1 and 15000")
     raise_fd_limit()
     started = time.monotonic()
-    latencies, expected, per_connection, rss_mib = await asyncio.wait_for(run_tocsin(args.clients), DEADLINE_SECONDS)
-    print(f"clients {args.clients}, in the alert area {expected}")
+    latencies, expected, per_connection, rss_mib = await asyncio.wait_for(
+        run_tocsin(args.clients, args.listener), DEADLINE_SECONDS
+    )
+    print(f"clients {args.clients}, in the alert area {expected}, citizen endpoint: {args.listener}")
     tocsin = report("tocsin", latencies, expected)
     print(f"tocsin: server memory per idle connection {per_connection:.1f} KiB (RSS {rss_mib:.0f} MiB)")
     floor_latencies, floor_expected = await asyncio.wait_for(run_floor(args.clients), DEADLINE_SECONDS)

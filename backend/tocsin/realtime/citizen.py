@@ -128,7 +128,9 @@ class CitizenSession:
                     self.request_close(item)
                     return
                 alert_id, text = item
+                self.client.sending = True
                 await self.websocket.send_text(text)
+                self.client.sending = False
                 if alert_id is not None:
                     counters.add(alert_id, "delivered")
         except (WebSocketDisconnect, RuntimeError, OSError):
@@ -171,7 +173,13 @@ class CitizenSession:
         async with realtime.database.sessions() as session:
             stored = await devices.remember(session, hello)
             await session.commit()
-        self.client = Client(_device(hello, stored), self.request_close, realtime.settings.client_queue_size)
+        self.client = Client(
+            _device(hello, stored),
+            self.request_close,
+            realtime.settings.client_queue_size,
+            write_now=getattr(self.websocket, "write_now", None),
+            delivered=lambda alert_id: realtime.counters.add(alert_id, "delivered"),
+        )
         self.client.held = []
         upto = realtime.hub.add(self.client)  # from here on, live messages for this device are held
         self.writer = asyncio.create_task(self.write())

@@ -88,10 +88,25 @@ class Device:
 
 
 class Client:
-    """One connection: its device, a bounded queue, and the hook that closes it."""
+    """One connection: its device, a bounded queue, and the hook that closes it.
 
-    def __init__(self, device: Device, close: Callable[[int], None], queue_size: int = QUEUE_SIZE) -> None:
+    `write_now`, when the connection offers it, writes a frame to the socket without awaiting (like
+    `websockets.broadcast`) and says whether it could. Fan-out uses it only while nothing is queued or being sent for
+    this device, so frames keep their order; otherwise the message waits in the queue for the writer task.
+    """
+
+    def __init__(
+        self,
+        device: Device,
+        close: Callable[[int], None],
+        queue_size: int = QUEUE_SIZE,
+        write_now: Callable[[str], bool] | None = None,
+        delivered: Callable[[uuid.UUID], None] | None = None,
+    ) -> None:
         self.device = device
+        self.write_now = write_now
+        self.delivered = delivered
+        self.sending = False  # the writer task is inside a send
         # (alert id or None, text); an int is a close code the writer applies after sending what came before it.
         self.queue: asyncio.Queue[tuple[uuid.UUID | None, str] | int | None] = asyncio.Queue(queue_size)
         self.close = close
@@ -108,6 +123,10 @@ class Client:
     def offer(self, alert_id: uuid.UUID | None, text: str) -> bool:
         if self.closed:
             return False
+        if self.write_now is not None and not self.sending and self.queue.empty() and self.write_now(text):
+            if alert_id is not None and self.delivered is not None:
+                self.delivered(alert_id)
+            return True
         try:
             self.queue.put_nowait((alert_id, text))
             return True

@@ -1,0 +1,102 @@
+"""The lean citizen listener: the same protocol as `/ws/citizen`, served by the `websockets` library directly.
+
+Under uvicorn and Starlette an idle WebSocket costs a worker about 36 KiB; on the `websockets` server it costs about
+15 KiB (docs/performance.md). With TOCSIN_CITIZEN_PORT set, each worker also listens there (SO_REUSEPORT, so several
+workers share the port and the kernel spreads devices over them) and the reverse proxy routes `/ws/citizen` to it.
+The ASGI route stays for single-port setups. Both feed the same hub.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+from starlette.websockets import WebSocketDisconnect
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+from tocsin.realtime.citizen import CitizenSession
+from tocsin.realtime.runtime import Realtime
+
+log = logging.getLogger(__name__)
+
+PATH = "/ws/citizen"
+MAX_FRAME_BYTES = 65_536
+WRITE_BUFFER_LIMIT = 256 * 1024  # bytes waiting in the socket's send buffer before we fall back to the queue
+
+
+class ListenerSocket:
+    """The few WebSocket methods CitizenSession uses, over a `websockets` connection."""
+
+    def __init__(self, connection: ServerConnection) -> None:
+        self.connection = connection
+        remote = connection.remote_address
+        self.client = SimpleNamespace(host=remote[0] if remote else "unknown")
+
+    async def accept(self) -> None:
+        return None  # the handshake is done by the time the handler runs
+
+    async def receive_text(self) -> str:
+        try:
+            message = await self.connection.recv()
+        except ConnectionClosed as closed:
+            raise WebSocketDisconnect(closed.rcvd.code if closed.rcvd else 1006) from None
+        return message if isinstance(message, str) else message.decode("utf-8", errors="replace")
+
+    async def send_text(self, text: str) -> None:
+        try:
+            await self.connection.send(text)
+        except ConnectionClosed:
+            raise WebSocketDisconnect(1006) from None
+
+    def write_now(self, text: str) -> bool:
+        """Write a frame without awaiting, if the connection is open and its send buffer is not backed up."""
+        connection = self.connection
+        if connection.state is not State.OPEN or connection.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+            return False
+        try:
+            broadcast([connection], text, raise_exceptions=True)
+        except ExceptionGroup:  # mid-way through another frame, or closing: the queue takes it
+            return False
+        return True
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self.connection.close(code, reason)
+
+
+class CitizenListener:
+    def __init__(self, realtime: Realtime) -> None:
+        self.realtime = realtime
+        self.server: Server | None = None
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        socket: Any = ListenerSocket(connection)
+        await CitizenSession(socket, self.realtime).run()
+
+    @staticmethod
+    def _only_citizen_path(connection: ServerConnection, request: Request) -> Response | None:
+        if request.path.split("?", 1)[0] != PATH:
+            return connection.respond(404, f"only {PATH} is served on this port\n")
+        return None
+
+    async def start(self, host: str, port: int) -> None:
+        self.server = await serve(
+            self._handle,
+            host,
+            port,
+            compression=None,
+            max_size=MAX_FRAME_BYTES,
+            max_queue=16,
+            reuse_port=True,
+            process_request=self._only_citizen_path,
+            backlog=4096,
+        )
+        log.info("citizen listener on ws://%s:%d%s", host, port, PATH)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close(close_connections=True)
+            await self.server.wait_closed()

@@ -1,0 +1,221 @@
+"""Report ingest benchmark against PostGIS: N devices send reports and wait for each acknowledgement.
+
+    .venv/bin/python benchmarks/ingest.py --clients 200 --reports 20000
+
+Creates a scratch database (`tocsin_bench`), starts Tocsin in production mode (PostGIS, Redis, one worker) on loopback
+with the rate limits lifted, and runs a load generator in its own process: each device sends its reports one after
+another over the citizen socket, waiting for the `ack` (sent only after commit) before the next. Prints reports per
+second, p50/p99 acknowledgement latency, and the number lost (acknowledged but not in the database; must be 0).
+Then a floor: the same number of rows inserted straight into a copy of the table with asyncpg, in batches.
+Loopback only; bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+DEADLINE_SECONDS = 600
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+async def generator(url: str, clients: int, per_client: int, out: Path) -> None:
+    import websockets
+
+    latencies: list[float] = []
+    acked: list[str] = []
+    errors = [0]
+
+    async def device(index: int) -> None:
+        async with websockets.connect(url, compression=None, open_timeout=60) as ws:
+            await ws.send(json.dumps({"type": "hello", "device_id": f"ingest-{index:06d}"}))
+            while json.loads(await ws.recv())["type"] != "snapshot":
+                pass
+            for n in range(per_client):
+                report_id = str(uuid.uuid4())
+                message = {
+                    "type": "report",
+                    "id": report_id,
+                    "category": "flooding",
+                    "text": f"water level {n}",
+                    "location": {"lon": 11.88 + index * 1e-5, "lat": 44.29 + n * 1e-6},
+                    "observed_at": datetime.now(UTC).isoformat(),
+                }
+                started = time.perf_counter()
+                await ws.send(json.dumps(message))
+                while True:
+                    answer = json.loads(await ws.recv())
+                    if answer.get("id") == report_id:
+                        break
+                if answer["type"] == "ack":
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    acked.append(report_id)
+                else:
+                    errors[0] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(device(i) for i in range(clients)))
+    elapsed = time.perf_counter() - started
+    out.write_text(json.dumps({"elapsed": elapsed, "latencies": latencies, "acked": acked, "errors": errors[0]}))
+
+
+async def prepare_database(admin_url: str, name: str) -> str:
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return name
+
+
+async def floor(dsn: str, rows: int, batch: int = 500, connections: int = 4) -> float:
+    """Raw batched inserts with asyncpg into a copy of the reports table: the most this database can take."""
+    setup = await asyncpg.connect(dsn)
+    await setup.execute("DROP TABLE IF EXISTS reports_floor")
+    await setup.execute("CREATE TABLE reports_floor (LIKE reports INCLUDING DEFAULTS INCLUDING INDEXES)")
+    await setup.close()
+    now = datetime.now(UTC)
+    statement = (
+        "INSERT INTO reports_floor (id, client_id, device_id, category, text, lon, lat, geom, observed_at,"
+        " received_at, status) VALUES ($1, $2, $3, 'flooding', $4, $5, $6, ST_SetSRID(ST_MakePoint($5, $6), 4326),"
+        " $7, $7, 'new') ON CONFLICT (client_id) DO NOTHING"
+    )
+    counter = iter(range(1, rows + 1))
+
+    async def insert(worker: int) -> None:
+        connection = await asyncpg.connect(dsn)
+        try:
+            while True:
+                ids = [i for _, i in zip(range(batch), counter, strict=False)]
+                if not ids:
+                    return
+                values = [(i, uuid.uuid4(), f"floor-{worker}", f"water level {i}", 11.88, 44.29, now) for i in ids]
+                async with connection.transaction():
+                    await connection.executemany(statement, values)
+        finally:
+            await connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(insert(w) for w in range(connections)))
+    return rows / (time.perf_counter() - started)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--reports", type=int, default=20_000, help="in total")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres", help="admin DSN")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--generator")
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    per_client = max(1, args.reports // args.clients)
+    if args.generator:
+        await generator(args.generator, args.clients, per_client, Path(args.out))
+        return
+    if not (1 <= args.clients <= 2_000 and 1 <= args.reports <= 200_000):
+        parser.error("--clients up to 2000, --reports up to 200000")
+    name = await prepare_database(args.postgres, "tocsin_bench")
+    dsn = args.postgres.rsplit("/", 1)[0] + f"/{name}"
+    database_url = dsn.replace("postgresql://", "postgresql+asyncpg://")
+    port = free_port()
+    data_dir = Path(tempfile.mkdtemp(prefix="tocsin-ingest-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
+    env.update(
+        TOCSIN_MODE="production",
+        TOCSIN_DATABASE_URL=database_url,
+        TOCSIN_REDIS_URL=args.redis,
+        TOCSIN_SECRET_KEY=secrets.token_urlsafe(48),
+        TOCSIN_DATA_DIR=str(data_dir),
+        TOCSIN_DEVICE_REPORTS_PER_MINUTE="1000000000",
+        TOCSIN_IP_REPORTS_PER_MINUTE="1000000000",
+        TOCSIN_DEVICE_MESSAGES_PER_MINUTE="1000000000",
+        TOCSIN_IP_MESSAGES_PER_MINUTE="1000000000",
+    )
+    subprocess.run([sys.executable, "-m", "tocsin.cli", "db", "upgrade"], env=env, check=True, capture_output=True)
+    log = (data_dir / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tocsin.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        out = data_dir / "result.json"
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--generator",
+                f"ws://127.0.0.1:{port}/ws/citizen",
+                "--clients",
+                str(args.clients),
+                "--reports",
+                str(args.reports),
+                "--out",
+                str(out),
+            ],
+            check=True,
+            timeout=DEADLINE_SECONDS,
+        )
+        result = json.loads(out.read_text())
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    connection = await asyncpg.connect(dsn)
+    try:
+        stored = {str(r["client_id"]) for r in await connection.fetch("SELECT client_id FROM reports")}
+    finally:
+        await connection.close()
+    acked = result["acked"]
+    lost = sum(1 for report_id in acked if report_id not in stored)
+    latencies = result["latencies"]
+    rate = len(acked) / result["elapsed"]
+    print(
+        f"clients {args.clients}, reports sent {args.clients * per_client}, acknowledged {len(acked)}, "
+        f"errors {result['errors']}"
+    )
+    print(
+        f"tocsin: {rate:.0f} reports/s  ack p50 {percentile(latencies, 50):.1f} ms  "
+        f"p99 {percentile(latencies, 99):.1f} ms  lost {lost}"
+    )
+    floor_rate = await floor(dsn, len(acked) or args.reports)
+    print(f"floor (asyncpg batched inserts): {floor_rate:.0f} rows/s   tocsin/floor {rate / floor_rate:.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
