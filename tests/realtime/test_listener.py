@@ -61,7 +61,8 @@ class TestListener:
         citizen, _ = await Citizen.connect(f"ws://127.0.0.1:{PORT}")
         for _ in range(5):
             await citizen.send({"type": "nope"})
+        for _ in range(5):
+            assert (await citizen.receive(5))["code"] == "unknown_type"
         with pytest.raises(websockets.ConnectionClosed) as closed:
-            while True:
-                await citizen.receive(5)
+            await citizen.receive(5)
         assert closed.value.rcvd.code == 1008

@@ -79,6 +79,11 @@ class Realtime:
         await self.counters.stop()
 
     async def on_report_event(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "report_batch":
+            if self.operators.queues:
+                for report in message["reports"]:
+                    self.operators.broadcast({"type": "report_new", "report": report})
+            return
         if message.get("type") == "report_status" and message.get("device_id"):
             own = {k: message[k] for k in ("report_id", "client_id", "status", "at")}
             self.hub.send_to_device(str(message["device_id"]), protocol.encode({"type": "report_status", **own}))

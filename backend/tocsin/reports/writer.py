@@ -48,21 +48,19 @@ class _Pending:
     future: asyncio.Future[tuple[ReportAck, bool]]
 
 
-def report_event(row: Report) -> dict[str, Any]:
+def report_json(values: dict[str, Any], report_id: int) -> dict[str, Any]:
+    """A committed report as operators see it in `report_new`."""
     return {
-        "type": "report_new",
-        "report": {
-            "id": row.id,
-            "client_id": str(row.client_id),
-            "category": row.category,
-            "text": row.text,
-            "location": {"lon": row.lon, "lat": row.lat},
-            "severity": row.severity,
-            "observed_at": row.observed_at.isoformat(),
-            "received_at": row.received_at.isoformat(),
-            "status": row.status,
-            "exercise_id": row.exercise_id,
-        },
+        "id": report_id,
+        "client_id": str(values["client_id"]),
+        "category": values["category"],
+        "text": values["text"],
+        "location": {"lon": values["lon"], "lat": values["lat"]},
+        "severity": values["severity"],
+        "observed_at": values["observed_at"].isoformat(),
+        "received_at": values["received_at"].isoformat(),
+        "status": values["status"],
+        "exercise_id": values["exercise_id"],
     }
 
 
@@ -132,13 +130,17 @@ class ReportWriter:
             }
             for r in unique.values()
         ]
+        columns = (Report.client_id, Report.id, Report.device_id, Report.received_at, Report.status)
         try:
             async with self.database.sessions() as session:
                 statement = backend.insert_ignoring_duplicates(Report, self.database.dialect_name)
-                inserted = set((await session.execute(statement.returning(Report.client_id), rows)).scalars())
-                stored = (
-                    (await session.execute(select(Report).where(Report.client_id.in_(list(unique))))).scalars().all()
-                )
+                # RETURNING gives the new rows; a resend (the UUID exists) is looked up instead.
+                new = {row.client_id: row for row in await session.execute(statement.returning(*columns), rows)}
+                missing = [client_id for client_id in unique if client_id not in new]
+                existing = {}
+                if missing:
+                    query = select(*columns).where(Report.client_id.in_(missing))
+                    existing = {row.client_id: row for row in await session.execute(query)}
                 await session.commit()
         except Exception as exc:  # the database refused the batch: nothing is acknowledged, every sender resends
             log.exception("writing %d reports failed", len(batch))
@@ -148,16 +150,19 @@ class ReportWriter:
                         ReportRefused("unavailable", f"not stored ({type(exc).__name__}); resend")
                     )
             return
-        by_client = {row.client_id: row for row in stored}
+        stored = {**existing, **new}
         for item in batch:
-            row = by_client[item.report.id]
+            row = stored[item.report.id]
             if item.future.done():
                 continue
             if row.device_id != item.device_id:
                 item.future.set_exception(ReportRefused("duplicate_id", "this report id is already used", "id"))
                 continue
             ack = ReportAck(id=row.client_id, report_id=row.id, received_at=row.received_at, status=row.status)
-            item.future.set_result((ack, row.client_id in inserted and unique[row.client_id] is item))
-        for row in stored:
-            if row.client_id in inserted:
-                await self.bus.publish(REPORTS_CHANNEL, report_event(row))
+            item.future.set_result((ack, row.client_id in new and unique[row.client_id] is item))
+        if new:
+            # One bus message per committed batch; each worker hands operators one report_new per report.
+            reports = [
+                report_json(values, new[values["client_id"]].id) for values in rows if values["client_id"] in new
+            ]
+            await self.bus.publish(REPORTS_CHANNEL, {"type": "report_batch", "reports": reports})
