@@ -332,6 +332,10 @@ class CitizenSession:
     async def _finish(self) -> None:
         if self.client is not None:
             self.realtime.hub.remove(self.client)
+            with contextlib.suppress(Exception):  # retention counts from the last time a device was seen
+                async with self.realtime.database.sessions() as session:
+                    await devices.seen(session, self.client.device.device_id)
+                    await session.commit()
             self.client.closed = True
             with contextlib.suppress(asyncio.QueueFull):
                 self.client.queue.put_nowait(None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.models import Alert, AlertResponse, Device
@@ -64,6 +64,10 @@ async def save_preferences(
         device.categories = categories
     if min_severity is not None:
         device.min_severity = min_severity
+
+
+async def seen(session: AsyncSession, device_id: str) -> None:
+    await session.execute(update(Device).where(Device.id == device_id).values(last_seen_at=datetime.now(UTC)))
 
 
 class UnknownAlert(Exception):
