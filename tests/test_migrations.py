@@ -16,7 +16,14 @@ def _diff(connection: Any) -> list[Any]:
     context = MigrationContext.configure(connection, opts={"compare_type": False})
     ignored_tables = {"spatial_ref_sys", "alembic_version"}
     # The GiST index is declared with ddl_if(dialect="postgresql"): absent on SQLite by design.
-    postgis_only = {"ix_alert_areas_geom"} if connection.dialect.name == "sqlite" else set()
+    postgis_only = {
+        index.name
+        for table in Base.metadata.tables.values()
+        for index in table.indexes
+        if getattr(getattr(index, "_ddl_if", None), "dialect", None) == "postgresql"
+    }
+    if connection.dialect.name != "sqlite":
+        postgis_only = set()
     return [
         d
         for d in compare_metadata(context, Base.metadata)
