@@ -29,6 +29,7 @@ from tocsin import geo
 
 DELIVERY_LOCK_KEY = 7_404_001  # pg_advisory_xact_lock key for the delivery sequence
 SCHEDULER_LOCK_KEY = 7_404_002  # pg_try_advisory_lock key held by the one scheduler
+GLOSSARY_LOCK_KEY = 7_404_003  # pg_advisory_xact_lock key around glossary changes
 
 
 def is_postgres(dialect_name: str) -> bool:
@@ -118,14 +119,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
+    # hide_parameters: a failing statement's values (citizens' texts, places, device ids) stay out of the logs.
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         sync_engine: Engine = engine.sync_engine
         event.listen(sync_engine, "connect", _sqlite_pragmas)
         return engine
     if pool:
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
-    return create_async_engine(url, poolclass=NullPool)
+        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
+    return create_async_engine(url, poolclass=NullPool, hide_parameters=True)
 
 
 async def prepare_database(connection: AsyncConnection) -> None:
@@ -142,6 +144,12 @@ async def lock_delivery_sequence(session: AsyncSession) -> None:
     if is_postgres(dialect_of(session)):
         await session.execute(select(func.pg_advisory_xact_lock(DELIVERY_LOCK_KEY)))
     # SQLite: a writing transaction already excludes every other writer.
+
+
+async def lock_glossary(session: AsyncSession) -> None:
+    """Serialise glossary changes until this transaction ends: each is checked against the whole glossary."""
+    if is_postgres(dialect_of(session)):
+        await session.execute(select(func.pg_advisory_xact_lock(GLOSSARY_LOCK_KEY)))
 
 
 # ---- scheduler lock ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import signal
 import sys
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -24,6 +24,7 @@ from tocsin.bus import create_bus
 from tocsin.config import ConfigError, Settings
 from tocsin.db import Database, open_database
 from tocsin.errors import AppError
+from tocsin.glossary import cli as glossary_cli
 from tocsin.main import create_app
 from tocsin.scheduler.jobs import run_standalone
 
@@ -41,6 +42,7 @@ db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(db_app, name="db")
+app.add_typer(glossary_cli.app, name="glossary")
 
 
 def _settings() -> Settings:
@@ -59,7 +61,8 @@ async def _with_database(settings: Settings) -> Database:
 
 
 def app_from_environment() -> FastAPI:
-    """Factory for `uvicorn --factory tocsin.cli:app_from_environment` (several workers in production)."""
+    """The app for each worker of `tocsin serve --workers N` (which also sets compression off and frame limits;
+    run it through `tocsin serve`, not plain uvicorn)."""
     return create_app(Settings())
 
 
@@ -84,18 +87,24 @@ def serve(
             host=host,
             port=port,
             workers=workers,
-            ws_per_message_deflate=False,
-            log_level="info",
+            **_uvicorn_options(settings),
         )
         return
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        ws_per_message_deflate=False,
-        ws_max_size=WS_MAX_SIZE,
-        log_level="info",
-    )
+    uvicorn.run(create_app(settings), host=host, port=port, **_uvicorn_options(settings))
+
+
+def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "ws": settings.ws_implementation,
+        "ws_per_message_deflate": False,
+        "ws_max_size": WS_MAX_SIZE,
+        "log_level": "info",
+        "backlog": 4096,
+        # No access log: URLs can carry tokens (?token= on /ws/operator) and the log would tie IPs to requests.
+        "access_log": settings.access_log,
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.trusted_proxies,
+    }
 
 
 async def _seed_demo(settings: Settings) -> None:

@@ -11,7 +11,7 @@ import secrets
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     scheduler_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
 
     alerts_dir: Path | None = Field(default=None, description="alert templates; default: alerts/ of the checkout")
+    glossary_dir: Path | None = Field(default=None, description="glossary content; default: glossary/ of the checkout")
 
     # CAP identity of this installation.
     cap_sender: str = "tocsin@localhost"
@@ -61,6 +62,15 @@ class Settings(BaseSettings):
     report_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     realtime_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
     client_queue_size: Annotated[int, Field(ge=8, le=10_000)] = 64
+    citizen_port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        default=None, description="also serve /ws/citizen on this port with the lean websockets listener"
+    )
+    citizen_host: str = "127.0.0.1"
+    trusted_proxies: str = Field(
+        default="127.0.0.1", description="reverse proxies whose X-Forwarded-For gives the client's address"
+    )
+    access_log: bool = False
+    ws_implementation: Literal["websockets", "websockets-sansio"] = "websockets-sansio"
 
     # Bounds on what clients may send.
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576

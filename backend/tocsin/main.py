@@ -20,7 +20,10 @@ from tocsin.bus import create_bus
 from tocsin.config import Mode, Settings
 from tocsin.db import open_database
 from tocsin.errors import error_body, install_error_handlers
+from tocsin.glossary import router as glossary_router
+from tocsin.glossary import service as glossary
 from tocsin.realtime import citizen, operator
+from tocsin.realtime.listener import CitizenListener
 from tocsin.realtime.runtime import Realtime
 from tocsin.reports import router as reports_router
 from tocsin.scheduler.jobs import Scheduler
@@ -47,6 +50,8 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         limit = self.cap_limit if scope["path"].endswith("/alerts/cap") else self.default_limit
+        if scope["path"] == glossary_router.IMPORT_PATH:
+            limit = max(limit, glossary_router.IMPORT_MAX_BYTES)
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._refuse(scope, receive, send, limit)
@@ -90,12 +95,16 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
         database = open_database(settings.effective_database_url)
         if should_migrate:
             await migrate.upgrade(database)
+            await glossary.load_files_if_empty(database, settings.glossary_dir)
         bus = create_bus(settings.redis_url)
         realtime = Realtime(settings, database, bus)
         realtime.subscribe()
         await bus.start()
         await realtime.start()
         app.state.realtime = realtime
+        listener = CitizenListener(realtime) if settings.citizen_port else None
+        if listener is not None and settings.citizen_port:
+            await listener.start(settings.citizen_host, settings.citizen_port)
         app.state.settings = settings
         app.state.database = database
         app.state.bus = bus
@@ -109,6 +118,8 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
         finally:
             if scheduler is not None:
                 scheduler.stop()
+            if listener is not None:
+                await listener.stop()
             await realtime.stop()
             await bus.stop()
             await database.dispose()
@@ -124,6 +135,7 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
     app.include_router(alerts_router.router)
     app.include_router(alerts_router.feeds)
     app.include_router(audit_router.router)
+    app.include_router(glossary_router.router)
     app.include_router(reports_router.router)
     app.include_router(citizen.router)
     app.include_router(operator.router)

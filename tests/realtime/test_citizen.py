@@ -153,6 +153,23 @@ class TestReports:
         assert [r.id for r in rows] == [first["report_id"]]
         await citizen.close()
 
+    async def test_nul_in_a_report_is_refused_and_others_are_stored(self, live: LiveServer) -> None:
+        citizen, _ = await Citizen.connect(live.ws_url)
+        bad = report(text="water\u0000level")
+        await citizen.send(bad)
+        error = await citizen.receive_type("error")
+        assert (error["id"], error["field"]) == (bad["id"], "text")
+        good = report()
+        await citizen.send(good)
+        assert (await citizen.receive_type("ack"))["id"] == good["id"]
+        await citizen.close()
+
+    async def test_restricted_alert_does_not_reach_citizens(self, live: LiveServer) -> None:
+        citizen, _ = await Citizen.connect(live.ws_url, location=INSIDE)
+        await approved_and_issued(live, alert_body(scope="Restricted", restriction="fire brigade"))
+        assert await citizen.nothing_for(0.8) == []
+        await citizen.close()
+
     async def test_refused_report_names_its_uuid_and_reason(self, live: LiveServer) -> None:
         citizen, _ = await Citizen.connect(live.ws_url)
         body = report(category="alien_invasion")
@@ -222,6 +239,25 @@ class TestProtocolErrors:
         await bystander.send({"type": "ping", "id": "p"})
         assert (await bystander.receive_type("pong"))["id"] == "p"
         await bystander.close()
+
+    async def test_binary_frame_closes_with_1003(self, live: LiveServer) -> None:
+        citizen, _ = await Citizen.connect(live.ws_url)
+        await citizen.connection.send(b"\x00\x01")
+        assert (await citizen.receive_type("error"))["code"] == "binary_frame"
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await citizen.receive(5)
+        assert closed.value.rcvd.code == 1003
+
+    async def test_null_coordinates_in_a_place_are_an_error_not_a_crash(self, live: LiveServer) -> None:
+        citizen, _ = await Citizen.connect(live.ws_url)
+        ring = [[11.87, 44.28], [None, 44.28], [11.89, 44.30], [11.87, 44.28]]
+        polygon = {"type": "Polygon", "coordinates": [ring]}
+        await citizen.send({"type": "places", "id": "p", "places": [{"name": "x", "polygon": polygon}]})
+        error = await citizen.receive_type("error")
+        assert (error["id"], error["code"]) == ("p", "invalid")
+        await citizen.send({"type": "ping", "id": "still-here"})
+        assert (await citizen.receive_type("pong"))["id"] == "still-here"
+        await citizen.close()
 
     async def test_oversized_message_closes_with_1009(self, live: LiveServer) -> None:
         citizen, _ = await Citizen.connect(live.ws_url)

@@ -12,12 +12,15 @@ from tocsin.realtime.counters import Counters, MemoryCounterStore
 from tocsin.realtime.hub import Client, Device, Hub, PreparedAlert
 
 
-def prepared(seq: int, geometry: object, *, status: str = "Actual", exercise_id: str | None = None) -> PreparedAlert:
+def prepared(
+    seq: int, geometry: object, *, status: str = "Actual", exercise_id: str | None = None, scope: str = "Public"
+) -> PreparedAlert:
     alert = PreparedAlert(
         seq=seq,
         alert_id=uuid.uuid4(),
         msg_type="Alert",
         status=status,
+        scope=scope,
         exercise_id=exercise_id,
         categories=frozenset({"Met"}),
         severity_rank=3,
@@ -83,8 +86,9 @@ class TestFanOut:
         hub.fan_out(prepared(1, area))
         hub.fan_out(prepared(2, area, status="Exercise", exercise_id="ex-1"))
         hub.fan_out(prepared(3, area, status="Test"))
+        hub.fan_out(prepared(4, area, scope="Restricted"))
         assert drain(french) == ["fr-1"]
-        assert drain(player) == ["en-2"]
+        assert drain(player) == ["en-1", "en-2"]  # a device in an exercise still gets real alerts
 
     def test_removed_device_gets_nothing(self) -> None:
         hub = Hub(Counters(MemoryCounterStore()))

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tocsin import geo
 
@@ -22,8 +22,16 @@ MAX_GEOCODES = 2_000
 MAX_SHORT_TEXT = 500
 MAX_LONG_TEXT = 20_000
 
-ShortText = Annotated[str, Field(max_length=MAX_SHORT_TEXT)]
-LongText = Annotated[str, Field(max_length=MAX_LONG_TEXT)]
+
+def no_nul(value: str) -> str:
+    """NUL cannot be stored (PostgreSQL text and JSONB refuse it) and has no place in a warning."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+ShortText = Annotated[str, Field(max_length=MAX_SHORT_TEXT), AfterValidator(no_nul)]
+LongText = Annotated[str, Field(max_length=MAX_LONG_TEXT), AfterValidator(no_nul)]
 
 
 class Status(StrEnum):

@@ -2,6 +2,7 @@
 
 from tocsin.models.alerts import Alert, AlertArea, AlertEvent
 from tocsin.models.audit import AuditEntry
+from tocsin.models.glossary import GlossaryConcept, GlossaryProposal, GlossaryVersion
 from tocsin.models.realtime import AlertResponse, Device, Incident, Report
 from tocsin.models.users import Organisation, User
 
@@ -12,6 +13,9 @@ __all__ = [
     "AlertResponse",
     "AuditEntry",
     "Device",
+    "GlossaryConcept",
+    "GlossaryProposal",
+    "GlossaryVersion",
     "Incident",
     "Organisation",
     "Report",

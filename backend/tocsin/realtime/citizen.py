@@ -43,6 +43,8 @@ HELLO_TIMEOUT_SECONDS = 10
 MAX_VIOLATIONS = 5
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_SERVER_ERROR = 1011
 
 
 class ProtocolViolation(Exception):
@@ -78,8 +80,24 @@ def parse(text: str) -> Any:
         raise ProtocolViolation("invalid", f"{field}: {reason}", id=message_id, field=field) from None
 
 
+def _id_of(message: Any) -> str | None:
+    value = getattr(message, "id", None)
+    return None if value is None else str(value)
+
+
+def _stored_places(stored: Any) -> list[protocol.Place]:
+    """Saved places as stored; one that today's rules refuse is left out rather than refusing the device."""
+    places = []
+    for value in stored.places:
+        try:
+            places.append(protocol.Place.model_validate(value))
+        except ValueError:
+            log.warning("a stored place of device %s no longer validates; ignored", stored.id)
+    return places
+
+
 def _device(hello: Hello, stored: Any) -> Device:
-    places = [protocol.Place.model_validate(p) for p in stored.places]
+    places = _stored_places(stored)
     return Device(
         device_id=hello.device_id,
         languages=list(stored.languages),
@@ -135,6 +153,23 @@ class CitizenSession:
                     counters.add(alert_id, "delivered")
         except (WebSocketDisconnect, RuntimeError, OSError):
             return
+        finally:
+            # Nobody sends for this device any more: let waiting producers go and end the session.
+            self.client.closed = True
+            while not self.client.queue.empty():
+                self.client.queue.get_nowait()
+            self.request_close(CLOSE_SERVER_ERROR)
+
+    async def _receive(self) -> str | bytes:
+        """The next frame; bytes for a binary frame (refused by the caller)."""
+        if isinstance(self.websocket, WebSocket):
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code") or 1000)
+            text = message.get("text")
+            return text if text is not None else bytes(message.get("bytes") or b"")
+        frame: str | bytes = await self.websocket.receive_frame()
+        return frame
 
     async def run(self) -> None:
         await self.websocket.accept()
@@ -144,17 +179,23 @@ class CitizenSession:
                 return
             await self._start(hello)
             while self.closing is None:
-                text = await self.websocket.receive_text()
-                await self._handle_text(text)
-        except WebSocketDisconnect:
+                frame = await self._receive()
+                if isinstance(frame, bytes):
+                    await self.send(protocol.error("binary_frame", "send JSON in text frames"))
+                    await self._close_after_sending(CLOSE_UNSUPPORTED_DATA)
+                    return
+                await self._handle_text(frame)
+        except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
             await self._finish()
 
     async def _hello(self) -> Hello | None:
         try:
-            text = await asyncio.wait_for(self.websocket.receive_text(), timeout=HELLO_TIMEOUT_SECONDS)
-            message = parse(text)
+            frame = await asyncio.wait_for(self._receive(), timeout=HELLO_TIMEOUT_SECONDS)
+            if isinstance(frame, bytes):
+                raise ProtocolViolation("binary_frame", "send JSON in text frames")
+            message = parse(frame)
         except TimeoutError:
             await self.websocket.close(CLOSE_POLICY, "say hello first")
             return None
@@ -170,9 +211,7 @@ class CitizenSession:
 
     async def _start(self, hello: Hello) -> None:
         realtime = self.realtime
-        async with realtime.database.sessions() as session:
-            stored = await devices.remember(session, hello)
-            await session.commit()
+        stored = await devices.remember_committed(realtime.database, hello)
         self.client = Client(
             _device(hello, stored),
             self.request_close,
@@ -192,26 +231,44 @@ class CitizenSession:
                 "limits": {"max_message_bytes": protocol.MAX_MESSAGE_BYTES, "max_places": protocol.MAX_PLACES},
             }
         )
-        replayed = upto
+        # A device may have seen more than this worker has fanned out yet (it was on another worker).
+        replayed = max(upto, hello.last_seq or 0)
         if hello.last_seq is not None and hello.last_seq < upto:
             replayed = await realtime.dispatcher.replay(self.client, hello.last_seq, upto)
         await self.send(await realtime.dispatcher.snapshot(self.client, upto))
-        held, self.client.held = self.client.held, None
+        await self._release_held(replayed)
+
+    async def _release_held(self, after: int) -> None:
+        assert self.client is not None
+        held, self.client.held = self.client.held or [], None
         for seq, alert_id, text in held:
-            if seq > replayed:
+            if seq > after:
                 await self.client.put(alert_id, text)
+
+    async def _resnapshot(self) -> None:
+        """After a location or places change: the snapshot first, then whatever was fanned out meanwhile."""
+        assert self.client is not None
+        upto = self.realtime.hub.last_seq
+        await self.send(await self.realtime.dispatcher.snapshot(self.client, upto))
+        await self._release_held(upto)
 
     async def _handle_text(self, text: str) -> None:
         assert self.client is not None
         realtime = self.realtime
-        if not (realtime.device_messages.allow(self.client.device.device_id) and realtime.ip_messages.allow(self.ip)):
-            await self._violation(ProtocolViolation("rate_limited", "too many messages; slow down"), count=False)
-            return
+        message: Any = None
+        device_id = self.client.device.device_id
         try:
             message = parse(text)
+            if not (realtime.ip_messages.allow(self.ip) and realtime.device_messages.allow(device_id)):
+                limited = ProtocolViolation("rate_limited", "too many messages; slow down", id=_id_of(message))
+                await self._violation(limited, count=False)
+                return
             await self._dispatch(message)
         except ProtocolViolation as violation:
             await self._violation(violation)
+        except Exception:  # a bug or a database failure: this message fails, the connection and others go on
+            log.exception("handling a %s message failed", type(message).__name__)
+            await self.send(protocol.error("internal", "the server could not handle this message; resend later"))
 
     async def _violation(self, violation: ProtocolViolation, *, count: bool = True) -> None:
         await self.send(violation.body)
@@ -242,16 +299,18 @@ class CitizenSession:
             await self.send({"type": "pong", "id": message.id})
         elif isinstance(message, LocationUpdate):
             location = (message.location.lon, message.location.lat) if message.location else None
+            self.client.held = []  # live alerts for the new place wait until the snapshot is out
             realtime.hub.set_location(self.client, location)
             await self._ack(message.id)
-            await self.send(await realtime.dispatcher.snapshot(self.client, realtime.hub.last_seq))
+            await self._resnapshot()
         elif isinstance(message, PlacesUpdate):
-            realtime.hub.set_places(self.client, [p.geometry() for p in message.places])
             async with realtime.database.sessions() as session:
                 await devices.save_places(session, device.device_id, message.places)
                 await session.commit()
+            self.client.held = []
+            realtime.hub.set_places(self.client, [p.geometry() for p in message.places])
             await self._ack(message.id)
-            await self.send(await realtime.dispatcher.snapshot(self.client, realtime.hub.last_seq))
+            await self._resnapshot()
         elif isinstance(message, Preferences):
             await self._preferences(message)
         elif isinstance(message, AckAlert | CheckIn):

@@ -6,8 +6,10 @@ import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tocsin.db import Database
 from tocsin.models import Alert, AlertResponse, Device
 from tocsin.realtime.protocol import Hello, Location, Place
 
@@ -40,11 +42,36 @@ async def remember(session: AsyncSession, hello: Hello) -> Device:
     return device
 
 
+async def remember_committed(database: Database, hello: Hello) -> Device:
+    """`remember` in its own transaction; if the same device raced in from another connection, once more."""
+    for attempt in (1, 2):
+        try:
+            async with database.sessions() as session:
+                device = await remember(session, hello)
+                await session.commit()
+                return device
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def save_places(session: AsyncSession, device_id: str, places: list[Place]) -> None:
     device = await session.get(Device, device_id)
-    if device is not None:
-        device.places = [p.model_dump(mode="json") for p in places]  # an empty list deletes them
-        device.last_seen_at = datetime.now(UTC)
+    if device is None:  # purged while connected (retention): the device exists again from now
+        now = datetime.now(UTC)
+        device = Device(
+            id=device_id,
+            places=[],
+            languages=[],
+            categories=[],
+            min_severity="Unknown",
+            created_at=now,
+            last_seen_at=now,
+        )
+        session.add(device)
+    device.places = [p.model_dump(mode="json") for p in places]  # an empty list deletes them
+    device.last_seen_at = datetime.now(UTC)
 
 
 async def save_preferences(

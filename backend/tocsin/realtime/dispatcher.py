@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 MAX_AREA_VERTICES_SENT = 2_000
 REPLAY_PAGE = 200
+ACTIVE_LIMIT = 5_000  # active alerts considered for snapshots
 
 
 def alert_body(alert: Alert, message: CapAlert, language: str, geometry: BaseGeometry | None) -> dict[str, Any]:
@@ -80,6 +81,7 @@ class AlertDispatcher:
         self.last_seq = 0
         self.wakeup = asyncio.Event()
         self.lock = asyncio.Lock()
+        self.active_lock = asyncio.Lock()
         self.cache: OrderedDict[uuid.UUID, PreparedAlert] = OrderedDict()
         self.active: list[PreparedAlert] = []
         self.active_at = 0.0
@@ -136,16 +138,23 @@ class AlertDispatcher:
                     return handled
                 for row, alert in zip(rows, prepared, strict=True):
                     self.last_seq = row.seq
-                    if alert is not None:
-                        self.hub.fan_out(alert)  # synchronous: no await between last_seq and the enqueues
-                    else:
+                    if alert is None:
                         self.hub.last_seq = row.seq
+                    else:
+                        try:
+                            self.hub.fan_out(alert)  # synchronous: no await between last_seq and the enqueues
+                        except Exception:  # one broken message must not stop delivery; devices replay it later
+                            log.exception("fanning out alert event %d failed", row.seq)
                     handled += 1
 
     async def _prepare_event(self, session: Any, event: AlertEvent) -> PreparedAlert | None:
         if event.kind != "issued":
             return None
-        return await self.prepare(session, event.alert_id, event.seq)
+        try:
+            return await self.prepare(session, event.alert_id, event.seq)
+        except Exception:  # skip it for live delivery rather than retry the same page forever
+            log.exception("preparing alert event %d failed; skipped for live delivery", event.seq)
+            return None
 
     async def prepare(self, session: Any, alert_id: uuid.UUID, seq: int) -> PreparedAlert | None:
         cached = self.cache.get(alert_id)
@@ -166,6 +175,19 @@ class AlertDispatcher:
         message = alerts.cap_content(alert)
         if not message.info:
             return None
+        if not geometries and alert.references_alert_id is not None:
+            # An Update or Cancel without an area of its own goes where the message it follows went.
+            geometries = (
+                (
+                    await session.execute(
+                        select(AlertArea.geom).where(
+                            AlertArea.alert_id == alert.references_alert_id, AlertArea.geom.is_not(None)
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
         geometry = geo.union_geometries(list(geometries))
         languages = list(dict.fromkeys(info.lang for info in message.info))
         bodies = {language: alert_body(alert, message, language, geometry) for language in languages}
@@ -174,6 +196,7 @@ class AlertDispatcher:
             alert_id=alert.id,
             msg_type=alert.msg_type,
             status=alert.status,
+            scope=alert.scope,
             exercise_id=alert.exercise_id,
             categories=frozenset(c for info in message.info for c in info.category),
             severity_rank=max(SEVERITY_RANK.get(info.severity, 0) for info in message.info),
@@ -192,9 +215,12 @@ class AlertDispatcher:
     # ---- one device: replay and snapshot ------------------------------------------------------------------------
 
     async def replay(self, client: Client, after: int, upto: int) -> int:
-        """Queue every message for this device with after < seq <= upto, in order. Returns the last seq replayed."""
+        """Queue every message for this device with after < seq <= upto, in order. Returns the last seq replayed.
+
+        Page by page; the database session is closed before waiting for room in the device's queue, so a device
+        that stops reading holds no connection."""
         last = after
-        while last < upto:
+        while last < upto and not client.closed:
             async with self.database.sessions() as session:
                 rows = (
                     (
@@ -208,23 +234,34 @@ class AlertDispatcher:
                     .scalars()
                     .all()
                 )
-                if not rows:
-                    return upto
-                for row in rows:
-                    alert = await self.prepare(session, row.alert_id, row.seq)
-                    last = row.seq
-                    if alert is None or not client.device.wants(alert) or not client.device.inside(alert.geometry):
-                        continue
-                    await client.put(alert.alert_id, alert.texts[alert.language_for(client.device.languages)])
-        return upto
+                page = [(row.seq, await self._prepare_event(session, row)) for row in rows]
+            if not page:
+                return upto
+            for seq, alert in page:
+                last = seq
+                if alert is None or not client.device.wants(alert) or not client.device.inside(alert.geometry):
+                    continue
+                await client.put(alert.alert_id, alert.texts[alert.language_for(client.device.languages)])
+        return max(last, upto) if not client.closed else last
 
     async def active_alerts(self) -> list[PreparedAlert]:
-        """Issued, unexpired Alert/Update messages; refreshed at most once a second or after a new event."""
-        if self.active_seq == self.last_seq and time.monotonic() - self.active_at < 1.0:
+        """Issued, unexpired Alert/Update messages; refreshed at most once a second or after a new event, by one
+        caller at a time (a reconnect storm after a restart runs the query once, not once per device)."""
+        if self._active_fresh():
             return self.active
+        async with self.active_lock:
+            if self._active_fresh():
+                return self.active
+            await self._refresh_active()
+        return self.active
+
+    def _active_fresh(self) -> bool:
+        return self.active_seq == self.last_seq and time.monotonic() - self.active_at < 1.0
+
+    async def _refresh_active(self) -> None:
         seq_now = self.last_seq
         async with self.database.sessions() as session:
-            query = alerts.AlertQuery(active=True, public_only=False, limit=500)
+            query = alerts.AlertQuery(active=True, public_only=False, limit=ACTIVE_LIMIT)
             found = await alerts.find_alerts(session, query=query)
             issued = {
                 row.alert_id: row.seq
@@ -240,7 +277,6 @@ class AlertDispatcher:
         self.active = [p for p in prepared if p is not None]
         self.active_at = time.monotonic()
         self.active_seq = seq_now
-        return self.active
 
     async def snapshot(self, client: Client, seq: int) -> dict[str, Any]:
         """Active alerts that apply to the device, up to `seq`; later ones reach it as live `alert` messages."""

@@ -36,6 +36,7 @@ class PreparedAlert:
     alert_id: uuid.UUID
     msg_type: str
     status: str
+    scope: str
     exercise_id: str | None
     categories: frozenset[str]
     severity_rank: int
@@ -67,11 +68,14 @@ class Device:
     places: list[BaseGeometry] = field(default_factory=list)
 
     def wants(self, alert: PreparedAlert) -> bool:
-        # Exercise traffic reaches only that exercise's devices; Test/System/Draft reach no citizen.
+        # Citizens get Public messages only (Restricted/Private ones are for their addressees). Exercise traffic
+        # reaches only that exercise's devices; Test/System/Draft reach no citizen; real alerts reach everyone.
+        if alert.scope != "Public":
+            return False
         if alert.status == "Exercise":
             if alert.exercise_id is None or alert.exercise_id != self.exercise_id:
                 return False
-        elif alert.status != "Actual" or self.exercise_id is not None:
+        elif alert.status != "Actual":
             return False
         if alert.msg_type == "Cancel":
             return True

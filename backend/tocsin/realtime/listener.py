@@ -31,20 +31,18 @@ WRITE_BUFFER_LIMIT = 256 * 1024  # bytes waiting in the socket's send buffer bef
 class ListenerSocket:
     """The few WebSocket methods CitizenSession uses, over a `websockets` connection."""
 
-    def __init__(self, connection: ServerConnection) -> None:
+    def __init__(self, connection: ServerConnection, trusted_proxies: frozenset[str] = frozenset()) -> None:
         self.connection = connection
-        remote = connection.remote_address
-        self.client = SimpleNamespace(host=remote[0] if remote else "unknown")
+        self.client = SimpleNamespace(host=client_address(connection, trusted_proxies))
 
     async def accept(self) -> None:
         return None  # the handshake is done by the time the handler runs
 
-    async def receive_text(self) -> str:
+    async def receive_frame(self) -> str | bytes:
         try:
-            message = await self.connection.recv()
+            return await self.connection.recv()
         except ConnectionClosed as closed:
             raise WebSocketDisconnect(closed.rcvd.code if closed.rcvd else 1006) from None
-        return message if isinstance(message, str) else message.decode("utf-8", errors="replace")
 
     async def send_text(self, text: str) -> None:
         try:
@@ -67,13 +65,29 @@ class ListenerSocket:
         await self.connection.close(code, reason)
 
 
+def client_address(connection: ServerConnection, trusted_proxies: frozenset[str]) -> str:
+    """The peer, or, when the peer is a trusted reverse proxy, the last address in X-Forwarded-For it did not add
+    itself (so per-IP limits count citizens, not the proxy)."""
+    remote = connection.remote_address
+    peer = str(remote[0]) if remote else "unknown"
+    request = connection.request
+    if peer not in trusted_proxies or request is None:
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted_proxies:
+            return hop
+    return peer
+
+
 class CitizenListener:
     def __init__(self, realtime: Realtime) -> None:
         self.realtime = realtime
         self.server: Server | None = None
+        self.trusted = frozenset(p.strip() for p in realtime.settings.trusted_proxies.split(",") if p.strip())
 
     async def _handle(self, connection: ServerConnection) -> None:
-        socket: Any = ListenerSocket(connection)
+        socket: Any = ListenerSocket(connection, self.trusted)
         await CitizenSession(socket, self.realtime).run()
 
     @staticmethod

@@ -19,7 +19,8 @@ from tocsin.realtime import protocol
 from tocsin.realtime.runtime import Realtime
 
 router = APIRouter()
-STAFF = (Role.operator, Role.approver, Role.planner, Role.admin)
+# Reports carry citizens' words and exact places: the same roles as triage over REST.
+STAFF = (Role.operator, Role.approver)
 
 
 async def _authorised(websocket: WebSocket) -> str | None:

@@ -13,10 +13,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 from tocsin import geo
-from tocsin.alerts.schemas import Category, Severity
+from tocsin.alerts.schemas import Category, Severity, no_nul
 
 MAX_MESSAGE_BYTES = 16_384
 MAX_PLACES = 10
@@ -54,7 +63,7 @@ class Location(_In):
 class Place(_In):
     """A saved place: a point with a radius, or a polygon (GeoJSON, exterior ring only)."""
 
-    name: Annotated[str, Field(min_length=1, max_length=100)]
+    name: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(no_nul)]
     point: Location | None = None
     radius_km: float = Field(default=1.0, ge=0, le=MAX_PLACE_RADIUS_KM)
     polygon: dict[str, Any] | None = None
@@ -141,7 +150,7 @@ class ReportIn(_In):
     type: Literal["report"] = "report"
     id: uuid.UUID
     category: ReportCategory
-    text: Annotated[str, Field(max_length=MAX_REPORT_TEXT)] = ""
+    text: Annotated[str, Field(max_length=MAX_REPORT_TEXT), AfterValidator(no_nul)] = ""
     location: Location
     observed_at: AwareDatetime
     severity: Severity | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 
@@ -26,26 +27,21 @@ class Bucket:
 
 
 class Limiter:
-    """Buckets by key, forgotten after `idle_seconds` without use so memory stays bounded."""
+    """Buckets by key in least-recently-used order; past `max_keys` the oldest is forgotten (O(1) per call), so
+    memory stays bounded however many keys an attacker invents. A forgotten key starts again with a full burst."""
 
-    def __init__(self, per_minute: float, burst: float, idle_seconds: float = 600, max_keys: int = 200_000) -> None:
+    def __init__(self, per_minute: float, burst: float, max_keys: int = 100_000) -> None:
         self.rate = per_minute / 60.0
         self.burst = burst
-        self.idle = idle_seconds
         self.max_keys = max_keys
-        self.buckets: dict[str, Bucket] = {}
-        self.last_sweep = time.monotonic()
+        self.buckets: OrderedDict[str, Bucket] = OrderedDict()
 
     def allow(self, key: str) -> bool:
         bucket = self.buckets.get(key)
         if bucket is None:
-            self._sweep()
             bucket = self.buckets[key] = Bucket(self.rate, self.burst)
+            if len(self.buckets) > self.max_keys:
+                self.buckets.popitem(last=False)
+        else:
+            self.buckets.move_to_end(key)
         return bucket.take()
-
-    def _sweep(self) -> None:
-        now = time.monotonic()
-        if now - self.last_sweep < 60 and len(self.buckets) < self.max_keys:
-            return
-        self.last_sweep = now
-        self.buckets = {k: b for k, b in self.buckets.items() if now - b.stamp < self.idle}

@@ -8,11 +8,15 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy import update
 
 from tocsin.bus import ALERTS_CHANNEL, Bus
 from tocsin.config import Settings
 from tocsin.db import Database
+from tocsin.models import Device
 from tocsin.realtime import protocol
 from tocsin.realtime.counters import Counters, create_counters
 from tocsin.realtime.dispatcher import AlertDispatcher
@@ -56,6 +60,7 @@ class Realtime:
         self.device_reports = Limiter(settings.device_reports_per_minute, max(5.0, settings.device_reports_per_minute))
         self.ip_reports = Limiter(settings.ip_reports_per_minute, settings.ip_reports_per_minute / 3)
         self.counts_task: asyncio.Task[None] | None = None
+        self.touch_task: asyncio.Task[None] | None = None
 
     def subscribe(self) -> None:
         """Before the bus starts: Redis subscribes to the channels that have handlers."""
@@ -67,13 +72,15 @@ class Realtime:
         await self.dispatcher.start()
         self.writer.start()
         self.counts_task = asyncio.create_task(self._push_counts())
+        self.touch_task = asyncio.create_task(self._touch_connected())
 
     async def stop(self) -> None:
         self.hub.close_all(1001)
-        if self.counts_task is not None:
-            self.counts_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.counts_task
+        for task in (self.counts_task, self.touch_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.writer.stop()
         await self.dispatcher.stop()
         await self.counters.stop()
@@ -89,6 +96,23 @@ class Realtime:
             self.hub.send_to_device(str(message["device_id"]), protocol.encode({"type": "report_status", **own}))
         if self.operators.queues:
             self.operators.broadcast({k: v for k, v in message.items() if k != "device_id"})
+
+    async def _touch_connected(self, every_seconds: float = 600) -> None:
+        """Connected devices count as seen, so retention never purges a device (and its places) while it listens."""
+        while True:
+            await asyncio.sleep(every_seconds)
+            device_ids = list(self.hub.by_device)
+            try:
+                for start in range(0, len(device_ids), 1_000):
+                    async with self.database.sessions() as session:
+                        await session.execute(
+                            update(Device)
+                            .where(Device.id.in_(device_ids[start : start + 1_000]))
+                            .values(last_seen_at=datetime.now(UTC))
+                        )
+                        await session.commit()
+            except Exception:
+                log.exception("refreshing last-seen times failed")
 
     async def _push_counts(self) -> None:
         while True:

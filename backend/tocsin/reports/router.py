@@ -4,8 +4,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
 from sqlalchemy import func, select
 
 from tocsin import geo
@@ -57,7 +58,7 @@ async def post_report(request: Request, body: ReportPost) -> Any:
     `id` gets the same acknowledgement (200) and stores nothing new."""
     realtime = _realtime(request)
     ip = request.client.host if request.client else "unknown"
-    if not (realtime.device_reports.allow(body.device_id) and realtime.ip_reports.allow(ip)):
+    if not (realtime.ip_reports.allow(ip) and realtime.device_reports.allow(body.device_id)):
         raise TooManyRequests("too many reports; resend later")
     try:
         ack, created = await realtime.writer.submit(body.device_id, body)
@@ -90,8 +91,8 @@ async def list_reports(
     _: Operator,
     bbox: Annotated[str | None, Query(max_length=100, description="min_lon,min_lat,max_lon,max_lat")] = None,
     alert_id: Annotated[uuid.UUID | None, Query(description="only reports inside this alert's area")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
     category: Annotated[str | None, Query(max_length=32)] = None,
     status: ReportStatus | None = None,
     q: Annotated[str | None, Query(max_length=200, description="text contains")] = None,
@@ -173,10 +174,12 @@ async def list_incidents(session: SessionDep, _: Operator) -> list[IncidentOut]:
     return await service.list_incidents(session)
 
 
-@router.get("/devices/{device_id}/reports", response_model=list[OwnReport])
-async def device_reports(session: SessionDep, device_id: DeviceId) -> list[OwnReport]:
-    """A device's own reports and their status. The device id is the only key: it is random and never shown to
-    anyone else, and this shows nothing but status."""
+@router.get("/my/reports", response_model=list[OwnReport])
+async def device_reports(
+    session: SessionDep, device_id: Annotated[DeviceId, Header(alias="X-Device-Id")]
+) -> list[OwnReport]:
+    """A device's own reports and their status. The device id (header `X-Device-Id`, kept out of URLs and access
+    logs) is the only key: it is random and never shown to anyone else, and this shows nothing but status."""
     return await service.own_reports(session, device_id=device_id)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tocsin import backend, geo
 from tocsin.audit import service as audit
 from tocsin.errors import InvalidInput, NotFound
-from tocsin.models import Device, Incident, Report, User
+from tocsin.models import AlertResponse, Device, Incident, Report, User
 from tocsin.reports.schemas import (
     ClusterOut,
     IncidentOut,
@@ -81,7 +81,7 @@ async def find_reports(session: AsyncSession, *, where: ReportFilter) -> list[Re
     if where.status is not None:
         statement = statement.where(Report.status == where.status.value)
     if where.text:
-        statement = statement.where(func.lower(Report.text).contains(where.text.lower()))
+        statement = statement.where(func.lower(Report.text).contains(where.text.lower(), autoescape=True))
     statement = statement.where(
         Report.exercise_id.is_(None) if where.exercise_id is None else Report.exercise_id == where.exercise_id
     )
@@ -284,6 +284,9 @@ async def purge(session: AsyncSession, *, older_than: timedelta, now: datetime |
     )
     reports = await session.execute(delete(Report).where(Report.received_at < cutoff))
     devices = await session.execute(delete(Device).where(Device.last_seen_at < cutoff))
+    # Answers to alerts (device id, need-help status, a check-in's location) go the same way.
+    answered = func.coalesce(AlertResponse.checkin_at, AlertResponse.acknowledged_at)
+    await session.execute(delete(AlertResponse).where(answered < cutoff))
     return int(getattr(reports, "rowcount", 0) or 0), int(getattr(devices, "rowcount", 0) or 0)
 
 
@@ -334,6 +337,6 @@ def as_csv(rows: Sequence[Report]) -> str:
 
 def _csv_safe(value: Any) -> Any:
     """Spreadsheets run cells starting with = + - @ as formulas; citizens write the text."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return "" if value is None else value

@@ -29,6 +29,8 @@ from tocsin.reports.schemas import ReportAck, ReportStatus
 log = logging.getLogger(__name__)
 
 REPORTS_CHANNEL = "tocsin:reports"
+MAX_PENDING = 20_000
+WRITE_TIMEOUT_SECONDS = 15
 _FUTURE_SLACK = timedelta(minutes=5)  # phones with a clock a little ahead
 
 
@@ -73,6 +75,7 @@ class ReportWriter:
         self.pending: list[_Pending] = []
         self.ready = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.publishing: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run())
@@ -88,6 +91,8 @@ class ReportWriter:
 
     async def submit(self, device_id: str, report: ReportIn, exercise_id: str | None = None) -> tuple[ReportAck, bool]:
         """Wait until the report is committed; returns (acknowledgement, created)."""
+        if len(self.pending) >= MAX_PENDING:  # shed load instead of queueing without end; the device resends
+            raise ReportRefused("unavailable", "the server is busy; resend in a moment")
         now = datetime.now(UTC)
         if report.observed_at > now.replace(microsecond=0) + _FUTURE_SLACK:
             raise ReportRefused("invalid", "observed_at lies in the future", "observed_at")
@@ -104,8 +109,16 @@ class ReportWriter:
             batch, self.pending = self.pending[: self.max_batch], self.pending[self.max_batch :]
             if not self.pending:
                 self.ready.clear()
-            if batch:
+            if not batch:
+                continue
+            try:
                 await self._write(batch)
+            except Exception:  # never let the writer die: every sender gets an answer
+                log.exception("the report writer failed on a batch of %d", len(batch))
+            finally:
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(ReportRefused("unavailable", "not stored; resend"))
 
     async def _write(self, batch: list[_Pending]) -> None:
         received = datetime.now(UTC)
@@ -128,11 +141,11 @@ class ReportWriter:
                 "status": ReportStatus.new.value,
                 "exercise_id": r.exercise_id,
             }
-            for r in unique.values()
+            for r in sorted(unique.values(), key=lambda pending: pending.report.id)  # one lock order everywhere
         ]
         columns = (Report.client_id, Report.id, Report.device_id, Report.received_at, Report.status)
         try:
-            async with self.database.sessions() as session:
+            async with asyncio.timeout(WRITE_TIMEOUT_SECONDS), self.database.sessions() as session:
                 statement = backend.insert_ignoring_duplicates(Report, self.database.dialect_name)
                 # RETURNING gives the new rows; a resend (the UUID exists) is looked up instead.
                 new = {row.client_id: row for row in await session.execute(statement.returning(*columns), rows)}
@@ -142,7 +155,13 @@ class ReportWriter:
                     query = select(*columns).where(Report.client_id.in_(missing))
                     existing = {row.client_id: row for row in await session.execute(query)}
                 await session.commit()
-        except Exception as exc:  # the database refused the batch: nothing is acknowledged, every sender resends
+        except Exception as exc:  # nothing of this batch is stored, so nothing is acknowledged
+            if len(unique) > 1 and not isinstance(exc, TimeoutError):
+                # One bad report must not fail the others: write them one by one, so only it is refused.
+                log.warning("a batch of %d reports failed (%s); writing them one by one", len(batch), exc)
+                for client_id in unique:
+                    await self._write([item for item in batch if item.report.id == client_id])
+                return
             log.exception("writing %d reports failed", len(batch))
             for item in batch:
                 if not item.future.done():
@@ -165,4 +184,8 @@ class ReportWriter:
             reports = [
                 report_json(values, new[values["client_id"]].id) for values in rows if values["client_id"] in new
             ]
-            await self.bus.publish(REPORTS_CHANNEL, {"type": "report_batch", "reports": reports})
+            # In its own task: an unreachable Redis must not hold up the next batch.
+            message = {"type": "report_batch", "reports": reports}
+            task = asyncio.create_task(self.bus.publish(REPORTS_CHANNEL, message))
+            self.publishing.add(task)
+            task.add_done_callback(self.publishing.discard)
