@@ -8,5 +8,5 @@ RUN pip install --no-cache-dir . && useradd --system --home /var/lib/tocsin tocs
 COPY alerts ./alerts
 COPY glossary ./glossary
 USER tocsin
-EXPOSE 8000
+EXPOSE 8000 8001
 CMD ["tocsin", "serve", "--host", "0.0.0.0", "--port", "8000"]
