@@ -75,6 +75,8 @@ def serve(
 ) -> None:
     """Serve the API (and, in embedded mode, run the scheduler in the same process)."""
     settings = _settings()
+    if "public_url" not in settings.model_fields_set:  # links and hints name the address actually served
+        settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
     if demo_data:
         asyncio.run(_seed_demo(settings))
     if workers > 1:
