@@ -96,3 +96,19 @@ class TestFanOut:
         hub.remove(client)
         assert hub.fan_out(prepared(1, box(8.3, 49.3, 8.5, 49.5))) == 0
         assert hub.connected == 0
+
+
+class TestReplayHold:
+    def test_live_messages_wait_during_replay_and_a_replay_that_lags_too_far_is_closed(self) -> None:
+        from tocsin.realtime.hub import HELD_LIMIT
+
+        hub = Hub(Counters(MemoryCounterStore()))
+        client, closed = connect(hub, (8.4, 49.4))
+        client.held = []
+        area = box(8.3, 49.3, 8.5, 49.5)
+        hub.fan_out(prepared(1, area))
+        assert client.queue.empty()
+        assert [seq for seq, _, _ in client.held] == [1]
+        for seq in range(2, HELD_LIMIT + 3):
+            hub.fan_out(prepared(seq, area))
+        assert closed == [1013]

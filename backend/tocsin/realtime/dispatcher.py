@@ -38,8 +38,10 @@ def alert_body(alert: Alert, message: CapAlert, language: str, geometry: BaseGeo
     """What a device shows: one info (in `language`), the area, and how this message relates to earlier ones."""
     info = next(i for i in message.info if i.lang == language)
     outline = geometry
-    if outline is not None and shapely_vertex_count(outline) > MAX_AREA_VERTICES_SENT:
-        outline = outline.simplify(0.002, preserve_topology=True)
+    tolerance = 0.0005
+    while outline is not None and shapely_vertex_count(outline) > MAX_AREA_VERTICES_SENT and tolerance < 1:
+        outline = geometry.simplify(tolerance, preserve_topology=True) if geometry is not None else None
+        tolerance *= 2
     return {
         "alert_id": str(alert.id),
         "identifier": alert.identifier,

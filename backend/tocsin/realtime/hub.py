@@ -25,6 +25,7 @@ from tocsin.realtime.counters import Counters
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 64
+HELD_LIMIT = 1_000  # live messages kept for one device while its replay runs
 CLOSE_TRY_AGAIN_LATER = 1013
 
 
@@ -234,13 +235,16 @@ class Hub:
         matched = 0
         for slot in self.matching_slots(alert.geometry):
             client = self.clients[int(slot)]
-            if client is None or not client.device.wants(alert):
+            if client is None or client.closed or not client.device.wants(alert):
                 continue
             matched += 1
             language = alert.language_for(client.device.languages)
             text = alert.texts[language]
             if client.held is not None:
                 client.held.append((alert.seq, alert.alert_id, text))
+                if len(client.held) > HELD_LIMIT:  # replaying for too long: reconnect and replay from the database
+                    client.closed = True
+                    client.close(CLOSE_TRY_AGAIN_LATER)
             else:
                 client.offer(alert.alert_id, text)
         if matched:

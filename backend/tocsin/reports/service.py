@@ -206,7 +206,9 @@ async def propose_groups(
     if category is not None:
         statement = statement.where(Report.category == category)
     by_category: dict[str, list[tuple[int, float, float]]] = {}
-    for report_id, lon, lat, cat in (await session.execute(statement.limit(20_000))).all():
+    # Embedded clustering pairs points in memory: keep it to what a laptop in a crisis room handles.
+    limit = 20_000 if backend.is_postgres(backend.dialect_of(session)) else 5_000
+    for report_id, lon, lat, cat in (await session.execute(statement.limit(limit))).all():
         by_category.setdefault(cat, []).append((report_id, lon, lat))
     clusters: list[ClusterOut] = []
     for cat, rows in sorted(by_category.items()):
