@@ -18,7 +18,7 @@ from typing import Any
 
 from geoalchemy2 import Geometry
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import JSON, ColumnElement, DateTime, Dialect, and_, event, func, select, text
+from sqlalchemy import JSON, ColumnElement, DateTime, Dialect, and_, event, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
@@ -150,6 +150,14 @@ async def lock_glossary(session: AsyncSession) -> None:
     """Serialise glossary changes until this transaction ends: each is checked against the whole glossary."""
     if is_postgres(dialect_of(session)):
         await session.execute(select(func.pg_advisory_xact_lock(GLOSSARY_LOCK_KEY)))
+
+
+async def lock_row(session: AsyncSession, table: Any, row_id: Any) -> None:
+    """Before reading a row to change its state: PostgreSQL locks it with SELECT ... FOR UPDATE (the caller's query);
+    SQLite has no row locks, so a no-op write takes the database's write lock first (the Python driver starts the
+    transaction at the first write), and the read that follows sees the latest committed state."""
+    if not is_postgres(dialect_of(session)):
+        await session.execute(update(table).where(table.c.id == row_id).values(id=table.c.id))
 
 
 # ---- scheduler lock ---------------------------------------------------------------------------------------------

@@ -58,8 +58,8 @@ def _check_ring(ring: Sequence[Sequence[float]], field: str) -> None:
     if len(ring) > MAX_VERTICES_PER_POLYGON:
         raise GeometryError(f"a polygon has at most {MAX_VERTICES_PER_POLYGON} vertices", field)
     for position in ring:
-        if not isinstance(position, list | tuple) or len(position) < 2:
-            raise GeometryError("a position needs longitude and latitude", field)
+        if not isinstance(position, list | tuple) or len(position) != 2:
+            raise GeometryError("a position is [longitude, latitude] (CAP polygons carry no altitude)", field)
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in position[:2]):
             raise GeometryError("coordinates must be numbers", field)
         _check_lon_lat(float(position[0]), float(position[1]), field)

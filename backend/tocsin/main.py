@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from tocsin import migrate
+from tocsin import backend, migrate
 from tocsin.alerts import router as alerts_router
 from tocsin.alerts.templates import default_templates_dir
 from tocsin.audit import router as audit_router
@@ -110,14 +110,24 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
         app.state.bus = bus
         app.state.templates_dir = settings.alerts_dir or default_templates_dir()
         scheduler = None
+        lock_connection = None
         if settings.scheduler_in_process:
-            scheduler = Scheduler(database, bus, settings.scheduler_interval_seconds, settings.report_retention_days)
-            scheduler.start()
+            # The same lock as `tocsin scheduler`: a second process with TOCSIN_RUN_SCHEDULER=true does not schedule.
+            lock_connection = await database.engine.connect()
+            if await backend.try_scheduler_lock(lock_connection):
+                scheduler = Scheduler(
+                    database, bus, settings.scheduler_interval_seconds, settings.report_retention_days
+                )
+                scheduler.start()
+            else:
+                log.warning("another process holds the scheduler lock; this one does not run scheduled work")
         try:
             yield
         finally:
             if scheduler is not None:
                 scheduler.stop()
+            if lock_connection is not None:
+                await lock_connection.close()
             if listener is not None:
                 await listener.stop()
             await realtime.stop()

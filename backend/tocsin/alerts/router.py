@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any
 
@@ -148,7 +149,7 @@ async def create_from_template(request: Request, session: SessionDep, user: Oper
 async def get_alert(request: Request, session: SessionDep, user: OptionalUser, alert_id: uuid.UUID) -> AlertOut:
     """One alert with its CAP content and where it is in its life."""
     alert = await _visible_alert(session, alert_id, user)
-    return await views.alert_out(session, alert, _base(request))
+    return await views.alert_out(session, alert, _base(request), public=user is None)
 
 
 @router.put("/alerts/{alert_id}", response_model=AlertOut)
@@ -240,8 +241,15 @@ async def get_original_cap(session: SessionDep, user: OptionalUser, alert_id: uu
     """An imported alert exactly as it was received, with the sender's signature if it had one."""
     alert = await _visible_alert(session, alert_id, user)
     if alert.original_xml is None:
-        raise NotFound("this alert was not imported; it has no original message", code="no_original")
-    return Response(alert.original_xml.encode("utf-8"), media_type=CAP_MEDIA_TYPE)
+        raise NotFound("this alert was not imported, or was edited since", code="no_original")
+    # Back to the bytes that came in: the text is stored decoded, the declaration names the encoding.
+    declared = re.match(r"""<\?xml[^>]*encoding=["']([A-Za-z0-9._-]+)""", alert.original_xml)
+    encoding = declared.group(1) if declared else "utf-8"
+    try:
+        data = alert.original_xml.encode(encoding)
+    except (LookupError, UnicodeEncodeError):
+        data, encoding = alert.original_xml.encode("utf-8"), "utf-8"
+    return Response(data, media_type=f"{CAP_MEDIA_TYPE}; charset={encoding}")
 
 
 @feeds.get("/feeds/alerts.atom", response_class=Response, responses={200: {"content": {"application/atom+xml": {}}}})

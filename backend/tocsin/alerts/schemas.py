@@ -6,6 +6,7 @@ empty strings, absent ones stay None). Sizes are bounded here, once, for both th
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -23,15 +24,25 @@ MAX_SHORT_TEXT = 500
 MAX_LONG_TEXT = 20_000
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def no_nul(value: str) -> str:
-    """NUL cannot be stored (PostgreSQL text and JSONB refuse it) and has no place in a warning."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+    """Characters XML 1.0 cannot carry (NUL and the other C0 controls but tab, LF, CR; U+FFFE/FFFF) would break the
+    CAP export and the feed, and PostgreSQL refuses NUL: they are refused where text comes in."""
+    match = _NOT_XML.search(value)
+    if match:
+        raise ValueError(f"must not contain the control character U+{ord(match.group()):04X}")
     return value
 
 
-ShortText = Annotated[str, Field(max_length=MAX_SHORT_TEXT), AfterValidator(no_nul)]
-LongText = Annotated[str, Field(max_length=MAX_LONG_TEXT), AfterValidator(no_nul)]
+XmlSafe = AfterValidator(no_nul)
+
+
+ShortText = Annotated[str, Field(max_length=MAX_SHORT_TEXT), XmlSafe]
+LongText = Annotated[str, Field(max_length=MAX_LONG_TEXT), XmlSafe]
+UriText = Annotated[str, Field(max_length=2_000), XmlSafe]
+Decimal = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class Status(StrEnum):
@@ -93,8 +104,8 @@ class Resource(_Strict):
     resourceDesc: ShortText
     mimeType: ShortText
     size: Annotated[int, Field(ge=0)] | None = None
-    uri: Annotated[str, Field(max_length=2_000)] | None = None
-    derefUri: Annotated[str, Field(max_length=1_500_000)] | None = None
+    uri: UriText | None = None
+    derefUri: Annotated[str, Field(max_length=1_500_000), XmlSafe] | None = None
     digest: ShortText | None = None
 
 
@@ -114,8 +125,8 @@ class Area(_Strict):
     )
     circles: Annotated[list[CircleIn], Field(max_length=geo.MAX_CIRCLES_PER_AREA)] = []
     geocode: Annotated[list[NamedValue], Field(max_length=MAX_GEOCODES)] = []
-    altitude: float | None = None
-    ceiling: float | None = None
+    altitude: Decimal | None = None
+    ceiling: Decimal | None = None
 
     @field_validator("geometry")
     @classmethod
@@ -154,7 +165,7 @@ class Info(_Strict):
     headline: ShortText | None = None
     description: LongText | None = None
     instruction: LongText | None = None
-    web: Annotated[str, Field(max_length=2_000)] | None = None
+    web: UriText | None = None
     contact: ShortText | None = None
     parameter: Annotated[list[NamedValue], Field(max_length=MAX_LIST_ITEMS)] = []
     resource: Annotated[list[Resource], Field(max_length=20)] = []
@@ -202,7 +213,7 @@ class CapAlert(AlertBody):
     def _no_space_comma_or_restricted(cls, value: str) -> str:
         if any(ch in value for ch in " ,<&"):
             raise ValueError("must not contain spaces, commas, '<' or '&' (CAP 1.2)")
-        return value
+        return no_nul(value)
 
 
 # ---- API shapes around the CAP message --------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from tocsin.alerts.schemas import (
 from tocsin.audit import service as audit
 from tocsin.config import Settings
 from tocsin.errors import Conflict, Forbidden, InvalidInput, NotFound
-from tocsin.models import Alert, AlertArea, AlertEvent, User
+from tocsin.models import Alert, AlertArea, AlertEvent, AuditEntry, User
 
 PUBLIC_STATES = (AlertState.issued, AlertState.updated, AlertState.cancelled, AlertState.expired)
 ACTIVE_MSG_TYPES = (MsgType.alert.value, MsgType.update.value)
@@ -77,9 +77,13 @@ def _reference_of(alert: Alert) -> str:
 
 
 async def _get(session: AsyncSession, alert_id: uuid.UUID, *, for_update: bool = False) -> Alert:
+    """`for_update`: lock the row, then read it fresh, so two workers cannot both move an alert out of one state."""
     query = select(Alert).where(Alert.id == alert_id)
-    if for_update and backend.is_postgres(backend.dialect_of(session)):
-        query = query.with_for_update()
+    if for_update:
+        await backend.lock_row(session, Alert.__table__, alert_id)
+        query = query.execution_options(populate_existing=True)
+        if backend.is_postgres(backend.dialect_of(session)):
+            query = query.with_for_update()
     alert = (await session.execute(query)).scalar_one_or_none()
     if alert is None:
         raise NotFound(f"no alert {alert_id}", code="alert_not_found")
@@ -255,6 +259,10 @@ async def edit_draft(
         )
     current = cap_content(alert)
     _check_circles(body)
+    if alert.references_alert_id is not None and (body.status != current.status or body.scope != current.scope):
+        # An Update or Cancel speaks for the alert it follows: a Test "cancel" must not end a real alert.
+        field = "status" if body.status != current.status else "scope"
+        raise InvalidInput(f"an {current.msgType.value} keeps the {field} of the alert it follows", field=field)
     message = CapAlert.model_validate(
         {
             **current.model_dump(),
@@ -275,6 +283,8 @@ async def edit_draft(
     alert.approved_by_id = None
     alert.approved_at = None
     alert.updated_at = utcnow()
+    alert.original_xml = None  # no longer what the sender signed and sent
+    alert.signed = False
     await _replace_areas(session, alert, message)
     await audit.record(
         session, actor=actor, action="edit", alert_id=alert.id, detail={"approval_withdrawn": was_approved}
@@ -286,9 +296,9 @@ async def approve(session: AsyncSession, *, alert_id: uuid.UUID, approver: User)
     alert = await _get(session, alert_id, for_update=True)
     if alert.state != AlertState.draft:
         raise Conflict(f"only drafts can be approved; this alert is '{alert.state}'", code="not_approvable")
-    if alert.status == Status.actual and alert.author_id == approver.id:
+    if alert.status == Status.actual and (alert.author_id == approver.id or await _wrote(session, alert, approver)):
         raise Forbidden(
-            "two-person rule: an Actual alert must be approved by someone other than its author",
+            "two-person rule: an Actual alert must be approved by someone who did not write or edit it",
             code="two_person_rule",
         )
     alert.state = AlertState.approved.value
@@ -316,6 +326,10 @@ async def issue(
         raise Forbidden(
             "an Actual alert must be approved by a second person before it is issued",
             code="approval_required",
+        )
+    if not await _follows_an_active_alert(session, alert):
+        raise Conflict(
+            "the alert this message follows is no longer active (updated, cancelled or expired)", code="not_active"
         )
     now = utcnow()
     if at is not None and at.astimezone(UTC) > now:
@@ -445,10 +459,41 @@ async def issue_due(session: AsyncSession, *, now: datetime | None = None) -> li
         .all()
     )
     events: list[AlertEventOut] = []
-    for alert in due:
+    for candidate in due:
+        alert = await _get(session, candidate.id, for_update=True)  # a discard may have won the race: check again
+        if alert.state != AlertState.scheduled:
+            continue
+        if not await _follows_an_active_alert(session, alert):
+            alert.state = AlertState.discarded.value
+            alert.updated_at = now
+            detail = {"reason": "the alert it follows ended before its scheduled time"}
+            await audit.record(session, actor=None, action="discard", alert_id=alert.id, detail=detail, at=now)
+            continue
         issuer = None if alert.issued_by_id is None else await session.get(User, alert.issued_by_id)
         events += await _send(session, alert, issuer=issuer, now=now)
     return events
+
+
+async def _follows_an_active_alert(session: AsyncSession, alert: Alert) -> bool:
+    """An Update or Cancel goes out only while the message it follows is still the current one."""
+    if alert.references_alert_id is None:
+        return True
+    earlier = await session.get(Alert, alert.references_alert_id)
+    return earlier is not None and earlier.state == AlertState.issued
+
+
+async def _wrote(session: AsyncSession, alert: Alert, user: User) -> bool:
+    """Did this user write or edit the alert's content? (The audit log records every edit.)"""
+    found = await session.execute(
+        select(AuditEntry.id)
+        .where(
+            AuditEntry.alert_id == alert.id,
+            AuditEntry.actor_id == user.id,
+            AuditEntry.action.in_(("create", "import", "edit", "update_draft", "cancel_draft")),
+        )
+        .limit(1)
+    )
+    return found.first() is not None
 
 
 async def expire_due(session: AsyncSession, *, now: datetime | None = None) -> list[AlertEventOut]:

@@ -33,8 +33,11 @@ async def _users(session: AsyncSession, alerts: Sequence[Alert]) -> dict[int, Us
     return {row.id: UserRef(id=row.id, username=row.username) for row in rows}
 
 
-async def alerts_out(session: AsyncSession, alerts: Sequence[Alert], base_url: str) -> list[AlertOut]:
-    users = await _users(session, alerts)
+async def alerts_out(
+    session: AsyncSession, alerts: Sequence[Alert], base_url: str, *, public: bool = False
+) -> list[AlertOut]:
+    """`public`: for an anonymous reader, without who wrote and approved it, exercise or schedule details."""
+    users = {} if public else await _users(session, alerts)
     now = service.utcnow()
     return [
         AlertOut(
@@ -49,13 +52,13 @@ async def alerts_out(session: AsyncSession, alerts: Sequence[Alert], base_url: s
             sender=a.sender,
             sent=a.sent,
             references_alert_id=a.references_alert_id,
-            exercise_id=a.exercise_id,
+            exercise_id=None if public else a.exercise_id,
             signed=a.signed,
             author=users.get(a.author_id) if a.author_id else None,
             approved_by=users.get(a.approved_by_id) if a.approved_by_id else None,
-            approved_at=a.approved_at,
+            approved_at=None if public else a.approved_at,
             issued_at=a.issued_at,
-            scheduled_for=a.scheduled_for,
+            scheduled_for=None if public else a.scheduled_for,
             expires_at=a.expires_at,
             created_at=a.created_at,
             updated_at=a.updated_at,
@@ -67,8 +70,8 @@ async def alerts_out(session: AsyncSession, alerts: Sequence[Alert], base_url: s
     ]
 
 
-async def alert_out(session: AsyncSession, alert: Alert, base_url: str) -> AlertOut:
-    return (await alerts_out(session, [alert], base_url))[0]
+async def alert_out(session: AsyncSession, alert: Alert, base_url: str, *, public: bool = False) -> AlertOut:
+    return (await alerts_out(session, [alert], base_url, public=public))[0]
 
 
 def _headlines(alert: Alert) -> dict[str, str]:
