@@ -217,6 +217,7 @@ class CitizenSession:
             self.request_close,
             realtime.settings.client_queue_size,
             write_now=getattr(self.websocket, "write_now", None),
+            direct=getattr(self.websocket, "lean_connection", None),
             delivered=lambda alert_id: realtime.counters.add(alert_id, "delivered"),
         )
         self.client.held = []
@@ -402,6 +403,9 @@ class CitizenSession:
             self.writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.writer
+        if self.closing is not None:  # make sure our close code goes out before the server closes with 1000
+            with contextlib.suppress(Exception):
+                await self.websocket.close(self.closing)
 
 
 @router.websocket("/ws/citizen")

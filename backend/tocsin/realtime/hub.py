@@ -107,9 +107,11 @@ class Client:
         queue_size: int = QUEUE_SIZE,
         write_now: Callable[[str], bool] | None = None,
         delivered: Callable[[uuid.UUID], None] | None = None,
+        direct: Any = None,
     ) -> None:
         self.device = device
         self.write_now = write_now
+        self.direct = direct  # the lean listener's connection, for batched writes
         self.delivered = delivered
         self.sending = False  # the writer task is inside a send
         # (alert id or None, text); an int is a close code the writer applies after sending what came before it.
@@ -120,6 +122,11 @@ class Client:
         # While replaying from the database, live messages wait here (seq, alert_id, text).
         self.held: list[tuple[int, uuid.UUID, str]] | None = None
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued or being sent for this device: a frame written now keeps the order."""
+        return not self.sending and self.queue.empty()
+
     async def put(self, alert_id: uuid.UUID | None, text: str) -> None:
         """Wait for room (replay: the writer is draining the same queue)."""
         if not self.closed:
@@ -128,7 +135,7 @@ class Client:
     def offer(self, alert_id: uuid.UUID | None, text: str) -> bool:
         if self.closed:
             return False
-        if self.write_now is not None and not self.sending and self.queue.empty() and self.write_now(text):
+        if self.write_now is not None and self.idle and self.write_now(text):
             if alert_id is not None and self.delivered is not None:
                 self.delivered(alert_id)
             return True
@@ -151,6 +158,8 @@ class Hub:
         self.by_device: dict[str, Client] = {}
         self._places: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None
         self.last_seq = 0  # set by the dispatcher before each fan-out
+        # Set by the lean listener: writes one frame to many connections at once, returns the clients written.
+        self.write_batch: Callable[[list[Client], str], list[Client]] | None = None
 
     # ---- membership --------------------------------------------------------------------------------------------
 
@@ -233,22 +242,39 @@ class Hub:
         if alert.geometry is None:
             return 0
         matched = 0
+        chosen: dict[tuple[str, ...], str] = {}  # device language preferences -> the alert's language for them
+        batches: dict[str, list[Client]] = {}  # language -> idle lean connections, written with one encoding
         for slot in self.matching_slots(alert.geometry):
             client = self.clients[int(slot)]
             if client is None or client.closed or not client.device.wants(alert):
                 continue
             matched += 1
-            language = alert.language_for(client.device.languages)
-            text = alert.texts[language]
+            preferences = tuple(client.device.languages)
+            language = chosen.get(preferences)
+            if language is None:
+                language = chosen[preferences] = alert.language_for(client.device.languages)
             if client.held is not None:
-                client.held.append((alert.seq, alert.alert_id, text))
+                client.held.append((alert.seq, alert.alert_id, alert.texts[language]))
                 if len(client.held) > HELD_LIMIT:  # replaying for too long: reconnect and replay from the database
                     client.closed = True
                     client.close(CLOSE_TRY_AGAIN_LATER)
+            elif self.write_batch is not None and client.direct is not None and client.idle:
+                batches.setdefault(language, []).append(client)
             else:
-                client.offer(alert.alert_id, text)
+                client.offer(alert.alert_id, alert.texts[language])
+        delivered = 0
+        for language, batch in batches.items():
+            text = alert.texts[language]
+            written = self.write_batch(batch, text) if self.write_batch is not None else []
+            delivered += len(written)
+            done = {id(client) for client in written}
+            for client in batch:
+                if id(client) not in done:
+                    client.offer(alert.alert_id, text)  # not writable right now: the queue takes it
         if matched:
             self.counters.add(alert.alert_id, "in_area", matched)
+        if delivered:
+            self.counters.add(alert.alert_id, "delivered", delivered)
         return matched
 
     def send_to_device(self, device_id: str, text: str) -> bool:

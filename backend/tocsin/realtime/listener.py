@@ -19,6 +19,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from tocsin.realtime.citizen import CitizenSession
+from tocsin.realtime.hub import Client
 from tocsin.realtime.runtime import Realtime
 
 log = logging.getLogger(__name__)
@@ -50,19 +51,36 @@ class ListenerSocket:
         except ConnectionClosed:
             raise WebSocketDisconnect(1006) from None
 
+    @property
+    def lean_connection(self) -> ServerConnection:
+        return self.connection
+
     def write_now(self, text: str) -> bool:
-        """Write a frame without awaiting, if the connection is open and its send buffer is not backed up."""
-        connection = self.connection
-        if connection.state is not State.OPEN or connection.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+        """Write a frame without awaiting, if the connection can take it now."""
+        if not writable(self.connection):
             return False
-        try:
-            broadcast([connection], text, raise_exceptions=True)
-        except ExceptionGroup:  # mid-way through another frame, or closing: the queue takes it
-            return False
+        broadcast([self.connection], text)
         return True
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self.connection.close(code, reason)
+
+
+def writable(connection: ServerConnection) -> bool:
+    """Open, not in the middle of a fragmented message, send buffer not backed up: `broadcast` will write to it."""
+    return (
+        connection.protocol.state is State.OPEN
+        and connection.send_in_progress is None
+        and connection.transport.get_write_buffer_size() <= WRITE_BUFFER_LIMIT
+    )
+
+
+def write_batch(clients: list[Client], text: str) -> list[Client]:
+    """One frame to many devices, encoded once (`websockets.broadcast`); returns the devices it was written to.
+    A write that fails on the socket is logged by websockets and that connection closes: its device replays."""
+    ready = [client for client in clients if writable(client.direct)]
+    broadcast([client.direct for client in ready], text)
+    return ready
 
 
 def client_address(connection: ServerConnection, trusted_proxies: frozenset[str]) -> str:
@@ -108,6 +126,7 @@ class CitizenListener:
             process_request=self._only_citizen_path,
             backlog=4096,
         )
+        self.realtime.hub.write_batch = write_batch
         log.info("citizen listener on ws://%s:%d%s", host, port, PATH)
 
     async def stop(self) -> None:
