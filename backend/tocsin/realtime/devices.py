@@ -14,13 +14,12 @@ from tocsin.models import Alert, AlertResponse, Device
 from tocsin.realtime.protocol import Hello, Location, Place
 
 
-async def remember(session: AsyncSession, hello: Hello) -> Device:
-    """Create or refresh the device row; places and preferences given in `hello` replace the stored ones."""
-    now = datetime.now(UTC)
-    device = await session.get(Device, hello.device_id)
+async def _get_or_create(session: AsyncSession, device_id: str) -> Device:
+    device = await session.get(Device, device_id)
     if device is None:
+        now = datetime.now(UTC)
         device = Device(
-            id=hello.device_id,
+            id=device_id,
             places=[],
             languages=[],
             categories=[],
@@ -29,7 +28,13 @@ async def remember(session: AsyncSession, hello: Hello) -> Device:
             last_seen_at=now,
         )
         session.add(device)
-    device.last_seen_at = now
+    return device
+
+
+async def remember(session: AsyncSession, hello: Hello) -> Device:
+    """Create or refresh the device row; places and preferences given in `hello` replace the stored ones."""
+    device = await _get_or_create(session, hello.device_id)
+    device.last_seen_at = datetime.now(UTC)
     if hello.places is not None:
         device.places = [p.model_dump(mode="json") for p in hello.places]
     if hello.languages is not None:
@@ -57,19 +62,7 @@ async def remember_committed(database: Database, hello: Hello) -> Device:
 
 
 async def save_places(session: AsyncSession, device_id: str, places: list[Place]) -> None:
-    device = await session.get(Device, device_id)
-    if device is None:  # purged while connected (retention): the device exists again from now
-        now = datetime.now(UTC)
-        device = Device(
-            id=device_id,
-            places=[],
-            languages=[],
-            categories=[],
-            min_severity="Unknown",
-            created_at=now,
-            last_seen_at=now,
-        )
-        session.add(device)
+    device = await _get_or_create(session, device_id)  # purged while connected (retention): it exists again
     device.places = [p.model_dump(mode="json") for p in places]  # an empty list deletes them
     device.last_seen_at = datetime.now(UTC)
 
