@@ -122,7 +122,3 @@ class Settings(BaseSettings):
         path.write_text(key, encoding="utf-8")
         path.chmod(0o600)
         return key
-
-
-def load_settings() -> Settings:
-    return Settings()

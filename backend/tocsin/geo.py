@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import shapely
-from shapely.geometry import MultiPolygon, Point, Polygon, mapping, shape
+from shapely.geometry import Point, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 # Bounds on what one alert may carry (CAP sets none; these protect the server and the phones).
@@ -234,17 +234,6 @@ def to_ewkb_hex(geometry: BaseGeometry) -> str:
 
 def from_wkb_hex(value: str | bytes) -> BaseGeometry:
     return shapely.from_wkb(value)
-
-
-def as_multipolygon(geometry: BaseGeometry) -> MultiPolygon | None:
-    """Polygonal parts only (for display); points and lines from degenerate circles are dropped."""
-    polygons: list[Polygon] = []
-    for part in getattr(geometry, "geoms", [geometry]):
-        if isinstance(part, Polygon):
-            polygons.append(part)
-        elif isinstance(part, MultiPolygon):
-            polygons.extend(part.geoms)
-    return MultiPolygon(polygons) if polygons else None
 
 
 def local_metres(lons: Sequence[float], lats: Sequence[float]) -> tuple[list[float], list[float]]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -188,16 +188,7 @@ async def start_update(
     request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID, body: FollowUpIn | None = None
 ) -> AlertOut:
     """Draft an Update of an issued alert (a new CAP message whose `references` names the earlier ones)."""
-    alert = await service.start_follow_up(
-        session,
-        alert_id=alert_id,
-        kind="update",
-        body=body or FollowUpIn(),
-        author=user,
-        settings=request.app.state.settings,
-    )
-    await session.commit()
-    return await views.alert_out(session, alert, _base(request))
+    return await _follow_up(request, session, user, alert_id, "update", body)
 
 
 @router.post("/alerts/{alert_id}/cancel", response_model=AlertOut, status_code=201)
@@ -205,13 +196,20 @@ async def start_cancel(
     request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID, body: FollowUpIn | None = None
 ) -> AlertOut:
     """Draft a Cancel of an issued alert; it ends the alert when it is issued."""
+    return await _follow_up(request, session, user, alert_id, "cancel", body)
+
+
+async def _follow_up(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    alert_id: uuid.UUID,
+    kind: Literal["update", "cancel"],
+    body: FollowUpIn | None,
+) -> AlertOut:
+    settings = request.app.state.settings
     alert = await service.start_follow_up(
-        session,
-        alert_id=alert_id,
-        kind="cancel",
-        body=body or FollowUpIn(),
-        author=user,
-        settings=request.app.state.settings,
+        session, alert_id=alert_id, kind=kind, body=body or FollowUpIn(), author=user, settings=settings
     )
     await session.commit()
     return await views.alert_out(session, alert, _base(request))

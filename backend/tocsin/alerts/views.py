@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -119,7 +118,3 @@ async def feature_collection(session: AsyncSession, alerts: Sequence[Alert], bas
             }
         )
     return {"type": "FeatureCollection", "features": features}
-
-
-def alert_ids(alerts: Sequence[Alert]) -> list[uuid.UUID]:
-    return [a.id for a in alerts]

@@ -16,6 +16,7 @@ import uuid
 from collections import OrderedDict
 from typing import Any
 
+import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import func, select
 
@@ -39,7 +40,7 @@ def alert_body(alert: Alert, message: CapAlert, language: str, geometry: BaseGeo
     info = next(i for i in message.info if i.lang == language)
     outline = geometry
     tolerance = 0.0005
-    while outline is not None and shapely_vertex_count(outline) > MAX_AREA_VERTICES_SENT and tolerance < 1:
+    while outline is not None and shapely.get_num_coordinates(outline) > MAX_AREA_VERTICES_SENT and tolerance < 1:
         outline = geometry.simplify(tolerance, preserve_topology=True) if geometry is not None else None
         tolerance *= 2
     return {
@@ -67,12 +68,6 @@ def alert_body(alert: Alert, message: CapAlert, language: str, geometry: BaseGeo
         "areaDesc": [area.areaDesc.strip() for area in info.area],
         "geometry": geo.to_geojson(outline),
     }
-
-
-def shapely_vertex_count(geometry: BaseGeometry) -> int:
-    import shapely
-
-    return int(shapely.get_num_coordinates(geometry))
 
 
 class AlertDispatcher:
