@@ -179,10 +179,11 @@ async def live(database_url: str, tmp_path: Path, request: pytest.FixtureRequest
     import uvicorn
 
     overrides = getattr(request, "param", {})
+    port = free_port()
+    overrides = {"exercise_citizen_url": f"ws://127.0.0.1:{port}/ws/citizen", **overrides}
     app = create_app(
         make_settings(database_url, tmp_path, realtime_poll_seconds=0.2, **overrides), migrate_on_start=False
     )
-    port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, ws_per_message_deflate=False, log_level="warning", lifespan="on"
     )

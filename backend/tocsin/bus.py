@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 ALERTS_CHANNEL = "tocsin:alerts"
+EXERCISES_CHANNEL = "tocsin:exercises"  # an exercise's clock changed or it ended
 
 
 class Bus(Protocol):

@@ -24,6 +24,8 @@ from tocsin.bus import create_bus
 from tocsin.config import ConfigError, Settings
 from tocsin.db import Database, open_database
 from tocsin.errors import AppError
+from tocsin.exercises import cli as exercise_cli
+from tocsin.exercises.runner import ExerciseRunner
 from tocsin.glossary import cli as glossary_cli
 from tocsin.main import create_app
 from tocsin.scheduler.jobs import run_standalone
@@ -43,6 +45,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(db_app, name="db")
 app.add_typer(glossary_cli.app, name="glossary")
+app.add_typer(exercise_cli.app, name="exercise")
 
 
 def _settings() -> Settings:
@@ -127,12 +130,15 @@ async def _seed_demo(settings: Settings) -> None:
 
 @app.command()
 def scheduler() -> None:
-    """Run the one scheduler (production): scheduled issue and expiry. A second one waits as a standby."""
+    """Run the one scheduler (production): scheduled issue, expiry, retention and exercises. A second one waits as a
+    standby."""
     settings = _settings()
 
     async def run() -> None:
         database = open_database(settings.effective_database_url)
         bus = create_bus(settings.redis_url)
+        templates_dir = settings.alerts_dir or default_templates_dir()
+        exercises = ExerciseRunner(database, bus, settings, templates_dir)  # subscribes before the bus starts
         await bus.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -140,7 +146,7 @@ def scheduler() -> None:
             loop.add_signal_handler(sig, stop.set)
         try:
             await run_standalone(
-                database, bus, settings.scheduler_interval_seconds, stop, settings.report_retention_days
+                database, bus, settings.scheduler_interval_seconds, stop, settings.report_retention_days, exercises
             )
         finally:
             await bus.stop()

@@ -47,6 +47,17 @@ class Settings(BaseSettings):
 
     alerts_dir: Path | None = Field(default=None, description="alert templates; default: alerts/ of the checkout")
     glossary_dir: Path | None = Field(default=None, description="glossary content; default: glossary/ of the checkout")
+    scenarios_dir: Path | None = Field(
+        default=None, description="exercise scenarios; default: scenarios/ of the checkout"
+    )
+
+    # Exercises: synthetic citizens connect in-process when the scheduler shares a process with the hub and the
+    # population is at most exercise_in_process_max; otherwise over real WebSockets to exercise_citizen_url.
+    exercise_citizen_url: str | None = Field(
+        default=None, description="ws:// URL of /ws/citizen the synthetic citizens connect to (production)"
+    )
+    exercise_in_process_max: Annotated[int, Field(ge=0, le=100_000)] = 2_000
+    exercise_max_devices: Annotated[int, Field(ge=0, le=100_000)] = 5_000
 
     # CAP identity of this installation.
     cap_sender: str = "tocsin@localhost"

@@ -20,6 +20,8 @@ from tocsin.bus import create_bus
 from tocsin.config import Mode, Settings
 from tocsin.db import open_database
 from tocsin.errors import error_body, install_error_handlers
+from tocsin.exercises import router as exercises_router
+from tocsin.exercises.runner import ExerciseRunner
 from tocsin.glossary import router as glossary_router
 from tocsin.glossary import service as glossary
 from tocsin.realtime import citizen, operator
@@ -99,6 +101,11 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
         bus = create_bus(settings.redis_url)
         realtime = Realtime(settings, database, bus)
         realtime.subscribe()
+        templates_dir = settings.alerts_dir or default_templates_dir()
+        # Subscribed before the bus starts; runs exercises only if this process gets the scheduler lock below.
+        exercises = (
+            ExerciseRunner(database, bus, settings, templates_dir, realtime) if settings.scheduler_in_process else None
+        )
         await bus.start()
         await realtime.start()
         app.state.realtime = realtime
@@ -108,7 +115,7 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
         app.state.settings = settings
         app.state.database = database
         app.state.bus = bus
-        app.state.templates_dir = settings.alerts_dir or default_templates_dir()
+        app.state.templates_dir = templates_dir
         scheduler = None
         lock_connection = None
         if settings.scheduler_in_process:
@@ -116,7 +123,7 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
             lock_connection = await database.engine.connect()
             if await backend.try_scheduler_lock(lock_connection):
                 scheduler = Scheduler(
-                    database, bus, settings.scheduler_interval_seconds, settings.report_retention_days
+                    database, bus, settings.scheduler_interval_seconds, settings.report_retention_days, exercises
                 )
                 scheduler.start()
             else:
@@ -125,7 +132,7 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
             yield
         finally:
             if scheduler is not None:
-                scheduler.stop()
+                await scheduler.stop()
             if lock_connection is not None:
                 await lock_connection.close()
             if listener is not None:
@@ -147,6 +154,7 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
     app.include_router(audit_router.router)
     app.include_router(glossary_router.router)
     app.include_router(reports_router.router)
+    app.include_router(exercises_router.router)
     app.include_router(citizen.router)
     app.include_router(operator.router)
 

@@ -32,7 +32,8 @@ from tocsin.alerts.schemas import (
 from tocsin.audit import service as audit
 from tocsin.config import Settings
 from tocsin.errors import Conflict, Forbidden, InvalidInput, NotFound
-from tocsin.models import Alert, AlertArea, AlertEvent, AuditEntry, User
+from tocsin.exercises import clock as exercise_clock
+from tocsin.models import Alert, AlertArea, AlertEvent, AuditEntry, Exercise, User
 
 PUBLIC_STATES = (AlertState.issued, AlertState.updated, AlertState.cancelled, AlertState.expired)
 ACTIVE_MSG_TYPES = (MsgType.alert.value, MsgType.update.value)
@@ -185,6 +186,20 @@ async def _store_new(
     return alert
 
 
+async def _check_exercise(session: AsyncSession, *, status: str, exercise_id: str | None) -> Exercise | None:
+    """Exercise messages belong to an exercise that has not ended; no other message belongs to one."""
+    if exercise_id is None:
+        return None
+    if status != Status.exercise:
+        raise InvalidInput("only an alert with status Exercise belongs to an exercise", field="exercise_id")
+    exercise = await session.get(Exercise, exercise_id)
+    if exercise is None:
+        raise InvalidInput(f"no exercise '{exercise_id}'", field="exercise_id")
+    if exercise.state in ("stopped", "finished"):
+        raise Conflict(f"the exercise '{exercise_id}' has ended", field="exercise_id", code="exercise_ended")
+    return exercise
+
+
 def _message_from_body(
     body: AlertBody,
     *,
@@ -219,6 +234,7 @@ async def create_draft(
     origin: str = "drafted",
     template_id: str | None = None,
 ) -> Alert:
+    await _check_exercise(session, status=body.status.value, exercise_id=body.exercise_id)
     alert_id = backend.new_uuid()
     message = _message_from_body(body, alert_id=alert_id, settings=settings, msg_type=MsgType.alert)
     return await _store_new(
@@ -263,6 +279,7 @@ async def edit_draft(
         # An Update or Cancel speaks for the alert it follows: a Test "cancel" must not end a real alert.
         field = "status" if body.status != current.status else "scope"
         raise InvalidInput(f"an {current.msgType.value} keeps the {field} of the alert it follows", field=field)
+    await _check_exercise(session, status=body.status.value, exercise_id=alert.exercise_id)
     message = CapAlert.model_validate(
         {
             **current.model_dump(),
@@ -351,6 +368,7 @@ async def issue(
 
 async def _send(session: AsyncSession, alert: Alert, *, issuer: User | None, now: datetime) -> list[AlertEventOut]:
     """The moment a message goes out: stamp it, end what it replaces, take the next delivery sequence number."""
+    exercise = await _check_exercise(session, status=alert.status, exercise_id=alert.exercise_id)
     message = cap_content(alert)
     if alert.origin != "imported":
         message = message.model_copy(update={"sent": now})
@@ -370,6 +388,17 @@ async def _send(session: AsyncSession, alert: Alert, *, issuer: User | None, now
             .values(state=ended.value, ended_at=now, updated_at=now)
         )
     event = await _append_event(session, alert_id=alert.id, kind="issued", now=now)
+    if exercise is not None:
+        headline = next((info.headline for info in message.info if info.headline), None) or alert.msg_type
+        await exercise_clock.record(
+            session,
+            exercise,
+            key=f"alert:{alert.id}",
+            kind="alert",
+            title=f"{alert.msg_type}: {headline}",
+            alert_id=alert.id,
+            actor=issuer.username if issuer is not None else None,
+        )
     await audit.record(
         session,
         actor=issuer,
@@ -494,6 +523,36 @@ async def _wrote(session: AsyncSession, alert: Alert, user: User) -> bool:
         .limit(1)
     )
     return found.first() is not None
+
+
+async def end_exercise_alerts(session: AsyncSession, *, exercise_id: str) -> list[AlertEventOut]:
+    """When an exercise stops: its issued alerts end now (devices drop them), its unsent ones are discarded."""
+    now = utcnow()
+    rows = (
+        await session.execute(
+            select(Alert)
+            .where(
+                Alert.exercise_id == exercise_id,
+                Alert.state.in_(
+                    [s.value for s in (AlertState.draft, AlertState.approved, AlertState.scheduled, AlertState.issued)]
+                ),
+            )
+            .with_for_update()
+        )
+    ).scalars()
+    events: list[AlertEventOut] = []
+    for alert in rows:
+        was = alert.state
+        alert.updated_at = now
+        if was == AlertState.issued:
+            alert.state = AlertState.expired.value
+            alert.ended_at = now
+            events.append(await _append_event(session, alert_id=alert.id, kind="expired", now=now))
+        else:
+            alert.state = AlertState.discarded.value
+        detail = {"reason": f"exercise {exercise_id} ended", "was": was}
+        await audit.record(session, actor=None, action="end_exercise", alert_id=alert.id, detail=detail, at=now)
+    return events
 
 
 async def expire_due(session: AsyncSession, *, now: datetime | None = None) -> list[AlertEventOut]:

@@ -15,6 +15,7 @@ class Role(StrEnum):
     planner = "planner"
     admin = "admin"
     glossary_editor = "glossary_editor"
+    evaluator = "evaluator"
 
 
 Username = Annotated[str, Field(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]

@@ -2,6 +2,15 @@
 
 from tocsin.models.alerts import Alert, AlertArea, AlertEvent
 from tocsin.models.audit import AuditEntry
+from tocsin.models.exercises import (
+    Exercise,
+    ExerciseDevice,
+    ExerciseEvent,
+    ExerciseImprovement,
+    ExerciseObservation,
+    ExerciseRating,
+    ExerciseReceipt,
+)
 from tocsin.models.glossary import GlossaryConcept, GlossaryProposal, GlossaryVersion
 from tocsin.models.realtime import AlertResponse, Device, Incident, Report
 from tocsin.models.users import Organisation, User
@@ -13,6 +22,13 @@ __all__ = [
     "AlertResponse",
     "AuditEntry",
     "Device",
+    "Exercise",
+    "ExerciseDevice",
+    "ExerciseEvent",
+    "ExerciseImprovement",
+    "ExerciseObservation",
+    "ExerciseRating",
+    "ExerciseReceipt",
     "GlossaryConcept",
     "GlossaryProposal",
     "GlossaryVersion",

@@ -32,6 +32,7 @@ from tocsin.realtime.protocol import (
     Preferences,
     ReportIn,
 )
+from tocsin.realtime.ratelimit import Limiter
 from tocsin.realtime.runtime import Realtime
 from tocsin.reports import service as reports
 from tocsin.reports.writer import ReportRefused
@@ -177,7 +178,8 @@ class CitizenSession:
             hello = await self._hello()
             if hello is None:
                 return
-            await self._start(hello)
+            if not await self._start(hello):
+                return
             while self.closing is None:
                 frame = await self._receive()
                 if isinstance(frame, bytes):
@@ -209,9 +211,14 @@ class CitizenSession:
             return None
         return message
 
-    async def _start(self, hello: Hello) -> None:
+    async def _start(self, hello: Hello) -> bool:
         realtime = self.realtime
-        stored = await devices.remember_committed(realtime.database, hello)
+        try:
+            stored = await devices.remember_committed(realtime.database, hello)
+        except devices.JoinRefused as refused:
+            await self.websocket.send_text(protocol.encode(protocol.error(refused.code, str(refused), id=hello.id)))
+            await self.websocket.close(CLOSE_POLICY)
+            return False
         self.client = Client(
             _device(hello, stored),
             self.request_close,
@@ -238,6 +245,7 @@ class CitizenSession:
             replayed = await realtime.dispatcher.replay(self.client, hello.last_seq, upto)
         await self.send(await realtime.dispatcher.snapshot(self.client, upto))
         await self._release_held(replayed)
+        return True
 
     async def _release_held(self, after: int) -> None:
         assert self.client is not None
@@ -260,7 +268,7 @@ class CitizenSession:
         device_id = self.client.device.device_id
         try:
             message = parse(text)
-            if not (realtime.ip_messages.allow(self.ip) and realtime.device_messages.allow(device_id)):
+            if not (self._ip_allows(realtime.ip_messages) and realtime.device_messages.allow(device_id)):
                 limited = ProtocolViolation("rate_limited", "too many messages; slow down", id=_id_of(message))
                 await self._violation(limited, count=False)
                 return
@@ -270,6 +278,12 @@ class CitizenSession:
         except Exception:  # a bug or a database failure: this message fails, the connection and others go on
             log.exception("handling a %s message failed", type(message).__name__)
             await self.send(protocol.error("internal", "the server could not handle this message; resend later"))
+
+    def _ip_allows(self, limiter: Limiter) -> bool:
+        """Per-address limits guard the public; an exercise's synthetic citizens (admitted by its join token) share one
+        address by design, so they keep only their per-device limits."""
+        assert self.client is not None
+        return self.client.device.exercise_id is not None or limiter.allow(self.ip)
 
     async def _violation(self, violation: ProtocolViolation, *, count: bool = True) -> None:
         await self.send(violation.body)
@@ -379,7 +393,7 @@ class CitizenSession:
         assert self.client is not None
         realtime = self.realtime
         device_id = self.client.device.device_id
-        if not (realtime.device_reports.allow(device_id) and realtime.ip_reports.allow(self.ip)):
+        if not (realtime.device_reports.allow(device_id) and self._ip_allows(realtime.ip_reports)):
             await self.send(protocol.error("rate_limited", "too many reports; resend later", id=str(message.id)))
             return
         try:

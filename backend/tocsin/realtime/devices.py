@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from datetime import UTC, datetime
 
@@ -10,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.db import Database
-from tocsin.models import Alert, AlertResponse, Device
+from tocsin.models import Alert, AlertResponse, Device, Exercise
 from tocsin.realtime.protocol import Hello, Location, Place
 
 
@@ -31,9 +32,34 @@ async def _get_or_create(session: AsyncSession, device_id: str) -> Device:
     return device
 
 
+class JoinRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+async def _check_exercise(session: AsyncSession, hello: Hello, device: Device | None) -> None:
+    """An exercise device stays one (with the exercise's join token each time); a public device id never joins one."""
+    joining = hello.exercise.id if hello.exercise else None
+    stored = device.exercise_id if device is not None else None
+    if device is not None and joining != stored:
+        if stored is not None:
+            raise JoinRefused("exercise_required", "this device id belongs to an exercise: join it in hello")
+        raise JoinRefused("device_in_use", "use a device id of its own for an exercise")
+    if hello.exercise is not None:
+        exercise = await session.get(Exercise, hello.exercise.id)
+        if exercise is None or not hmac.compare_digest(exercise.join_token.encode(), hello.exercise.token.encode()):
+            raise JoinRefused("exercise_unknown", "no such exercise, or the join token is wrong")
+        if exercise.state in ("stopped", "finished"):
+            raise JoinRefused("exercise_ended", "this exercise has ended")
+
+
 async def remember(session: AsyncSession, hello: Hello) -> Device:
     """Create or refresh the device row; places and preferences given in `hello` replace the stored ones."""
+    await _check_exercise(session, hello, await session.get(Device, hello.device_id))
     device = await _get_or_create(session, hello.device_id)
+    if hello.exercise is not None:
+        device.exercise_id = hello.exercise.id
     device.last_seen_at = datetime.now(UTC)
     if hello.places is not None:
         device.places = [p.model_dump(mode="json") for p in hello.places]

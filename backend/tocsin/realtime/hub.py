@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 QUEUE_SIZE = 64
 HELD_LIMIT = 1_000  # live messages kept for one device while its replay runs
 CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_NORMAL = 1000
 
 
 @dataclass
@@ -70,8 +71,11 @@ class Device:
 
     def wants(self, alert: PreparedAlert) -> bool:
         # Citizens get Public messages only (Restricted/Private ones are for their addressees). Exercise traffic
-        # reaches only that exercise's devices; Test/System/Draft reach no citizen; real alerts reach everyone.
+        # reaches only that exercise's devices, and an exercise's devices get only its traffic (a synthetic citizen
+        # must not answer a real alert); Test/System/Draft reach no citizen; real alerts reach every other device.
         if alert.scope != "Public":
+            return False
+        if self.exercise_id is not None and alert.exercise_id != self.exercise_id:
             return False
         if alert.status == "Exercise":
             if alert.exercise_id is None or alert.exercise_id != self.exercise_id:
@@ -280,6 +284,20 @@ class Hub:
     def send_to_device(self, device_id: str, text: str) -> bool:
         client = self.by_device.get(device_id)
         return client.offer(None, text) if client is not None else False
+
+    def close_exercise(self, exercise_id: str, farewell: str) -> int:
+        """Say why, then close every connection of this exercise's devices (the writer closes after the message)."""
+        closed = 0
+        for client in list(self.by_device.values()):
+            if client.device.exercise_id == exercise_id and not client.closed:
+                client.offer(None, farewell)
+                client.closed = True
+                try:
+                    client.queue.put_nowait(CLOSE_NORMAL)
+                except asyncio.QueueFull:
+                    client.close(CLOSE_NORMAL)
+                closed += 1
+        return closed
 
     def close_all(self, code: int = 1001) -> None:
         for client in self.clients:

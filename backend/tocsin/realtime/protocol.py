@@ -98,6 +98,13 @@ class Place(_In):
 Languages = Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")]], Field(max_length=10)]
 
 
+class ExerciseJoin(_In):
+    """A device taking part in an exercise: it then gets that exercise's messages and nothing else."""
+
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    token: Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class Hello(_In):
     type: Literal["hello"]
     id: MessageId | None = None
@@ -108,6 +115,7 @@ class Hello(_In):
     languages: Languages | None = None
     categories: Annotated[list[Category], Field(max_length=12)] | None = None
     min_severity: Severity | None = None
+    exercise: ExerciseJoin | None = None
 
 
 class LocationUpdate(_In):

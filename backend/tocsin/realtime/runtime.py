@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from tocsin.bus import ALERTS_CHANNEL, Bus
+from tocsin.bus import ALERTS_CHANNEL, EXERCISES_CHANNEL, Bus
 from tocsin.config import Settings
 from tocsin.db import Database
 from tocsin.models import Device
@@ -66,6 +66,14 @@ class Realtime:
         """Before the bus starts: Redis subscribes to the channels that have handlers."""
         self.bus.subscribe(ALERTS_CHANNEL, self.dispatcher.on_bus_event)
         self.bus.subscribe(REPORTS_CHANNEL, self.on_report_event)
+        self.bus.subscribe(EXERCISES_CHANNEL, self.on_exercise_event)
+
+    async def on_exercise_event(self, message: dict[str, Any]) -> None:
+        """An exercise that ended takes its devices with it: one stop ends all of its traffic on every worker."""
+        if message.get("state") in ("stopped", "finished"):
+            self.hub.close_exercise(
+                str(message["id"]), protocol.encode(protocol.error("exercise_ended", "the exercise has ended"))
+            )
 
     async def start(self) -> None:
         self.counters.start()

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tocsin import backend, geo
 from tocsin.audit import service as audit
 from tocsin.errors import InvalidInput, NotFound
-from tocsin.models import AlertResponse, Device, Incident, Report, User
+from tocsin.exercises import clock as exercise_clock
+from tocsin.models import AlertResponse, Device, Exercise, Incident, Report, User
 from tocsin.reports.schemas import (
     ClusterOut,
     IncidentOut,
@@ -115,6 +116,13 @@ async def set_status(session: AsyncSession, *, report_id: int, change: StatusCha
     row.status_by = actor.username
     row.status_at = datetime.now(UTC)
     await session.flush()
+    if row.exercise_id is not None:
+        exercise = await session.get(Exercise, row.exercise_id)
+        if exercise is not None:
+            title = f"Report {row.id} ({row.category}) {row.status}"
+            await exercise_clock.record(
+                session, exercise, key=None, kind="triage", title=title, detail=change.reason, actor=actor.username
+            )
     await audit.record(
         session,
         actor=actor,

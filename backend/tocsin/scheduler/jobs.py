@@ -12,6 +12,7 @@ from tocsin.alerts import service as alerts
 from tocsin.alerts.service import AlertEventOut
 from tocsin.bus import ALERTS_CHANNEL, Bus
 from tocsin.db import Database
+from tocsin.exercises.runner import ExerciseRunner
 from tocsin.reports import service as reports
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,28 @@ async def purge_old_reports(database: Database, retention_days: int) -> tuple[in
 class Scheduler:
     """APScheduler with our jobs, each with an explicit id so a restart replaces rather than duplicates it."""
 
-    def __init__(self, database: Database, bus: Bus, interval_seconds: float, retention_days: int = 30) -> None:
+    def __init__(
+        self,
+        database: Database,
+        bus: Bus,
+        interval_seconds: float,
+        retention_days: int = 30,
+        exercises: ExerciseRunner | None = None,
+    ) -> None:
         self.database = database
         self.bus = bus
         self.interval = interval_seconds
         self.retention_days = retention_days
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.exercises = exercises
+        if exercises is not None:
+            exercises.attach(self.scheduler)
 
     def start(self) -> None:
+        if self.exercises is not None:
+            self.scheduler.add_job(
+                self.exercises.sync, "interval", seconds=self.interval, id="exercise_sync", **JOB_OPTIONS
+            )
         self.scheduler.add_job(
             issue_due_alerts,
             "interval",
@@ -86,13 +101,20 @@ class Scheduler:
         )
         self.scheduler.start()
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.exercises is not None:
+            await self.exercises.close()
 
 
 async def run_standalone(
-    database: Database, bus: Bus, interval_seconds: float, stop: asyncio.Event, retention_days: int = 30
+    database: Database,
+    bus: Bus,
+    interval_seconds: float,
+    stop: asyncio.Event,
+    retention_days: int = 30,
+    exercises: ExerciseRunner | None = None,
 ) -> None:
     """`tocsin scheduler`: wait for the scheduler lock (a standby waits here), then run until `stop` is set."""
     async with database.engine.connect() as lock_connection:
@@ -103,9 +125,9 @@ async def run_standalone(
             if stop.is_set():
                 return
         log.info("scheduler lock acquired; running jobs every %.1fs", interval_seconds)
-        scheduler = Scheduler(database, bus, interval_seconds, retention_days)
+        scheduler = Scheduler(database, bus, interval_seconds, retention_days, exercises)
         scheduler.start()
         try:
             await stop.wait()
         finally:
-            scheduler.stop()
+            await scheduler.stop()

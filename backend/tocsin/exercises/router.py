@@ -1,0 +1,228 @@
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel
+
+from tocsin.alerts.service import AlertEventOut
+from tocsin.auth.deps import Staff, require
+from tocsin.auth.schemas import Role
+from tocsin.auth.service import has_role
+from tocsin.bus import ALERTS_CHANNEL, EXERCISES_CHANNEL
+from tocsin.db import SessionDep
+from tocsin.exercises import report, service
+from tocsin.exercises.report_html import render_report_html
+from tocsin.exercises.schemas import (
+    ActionIn,
+    AfterActionReport,
+    ExerciseIn,
+    ExerciseOut,
+    ImprovementIn,
+    ImprovementOut,
+    ObjectiveRating,
+    ObservationIn,
+    ObservationOut,
+    RatingIn,
+    ScenarioSummary,
+    SpeedIn,
+    TimelineEntry,
+)
+from tocsin.models import Exercise, User
+
+router = APIRouter(prefix="/api/v1/exercises", tags=["exercises"])
+
+Planner = Annotated[User, Depends(require(Role.planner, Role.admin))]
+Evaluator = Annotated[User, Depends(require(Role.evaluator, Role.planner, Role.admin))]
+CONTROL_ROLES = (Role.planner, Role.evaluator, Role.admin)
+
+
+class TimelineOut(BaseModel):
+    entries: list[TimelineEntry]
+    next: int
+
+
+async def _out(session: SessionDep, exercise: Exercise, user: User) -> ExerciseOut:
+    fired = await service.injects_fired(session, [exercise.id])
+    return service.exercise_out(
+        exercise, fired=fired.get(exercise.id, 0), with_token=has_role(user, Role.planner, Role.admin)
+    )
+
+
+async def _commit_and_wake(
+    request: Request, session: SessionDep, exercise: Exercise, events: list[AlertEventOut] | None = None
+) -> None:
+    """Commit, then tell the scheduler (reschedule) and every worker (drop the devices of an ended exercise)."""
+    message = service.wake_message(exercise)
+    await session.commit()
+    bus = request.app.state.bus
+    for event in events or []:
+        await bus.publish(ALERTS_CHANNEL, event.message())
+    await bus.publish(EXERCISES_CHANNEL, message)
+
+
+@router.get("/scenarios", response_model=list[ScenarioSummary])
+async def list_scenarios(request: Request, _: Staff) -> list[ScenarioSummary]:
+    """The scenario library of this server (`scenarios/`)."""
+    directory = service.scenarios_dir(request.app.state.settings)
+    return [service.summary(s) for s in service.library(directory).values()]
+
+
+@router.post("", response_model=ExerciseOut, status_code=201)
+async def create_exercise(request: Request, session: SessionDep, user: Planner, body: ExerciseIn) -> ExerciseOut:
+    """Set up an exercise from a library scenario (`scenario_id`) or a whole scenario document (`scenario`); with
+    `start: true` its clock starts at once."""
+    exercise = await service.create_exercise(
+        session,
+        body=body,
+        actor=user,
+        settings=request.app.state.settings,
+        templates_dir=request.app.state.templates_dir,
+    )
+    out = await _out(session, exercise, user)
+    await _commit_and_wake(request, session, exercise)
+    return out
+
+
+@router.get("", response_model=list[ExerciseOut])
+async def list_exercises(session: SessionDep, user: Staff) -> list[ExerciseOut]:
+    """The latest 200 exercises, newest first."""
+    rows = await service.list_exercises(session)
+    fired = await service.injects_fired(session, [r.id for r in rows])
+    with_token = has_role(user, Role.planner, Role.admin)
+    return [service.exercise_out(r, fired=fired.get(r.id, 0), with_token=with_token) for r in rows]
+
+
+@router.get("/{exercise_id}", response_model=ExerciseOut)
+async def get_exercise(session: SessionDep, user: Staff, exercise_id: str) -> ExerciseOut:
+    """One exercise and its clock (scenario time, speed, progress)."""
+    return await _out(session, await service.get_exercise(session, exercise_id=exercise_id), user)
+
+
+async def _control(request: Request, session: SessionDep, user: User, exercise_id: str, command: str) -> ExerciseOut:
+    exercise = await service.get_exercise(session, exercise_id=exercise_id, for_update=True)
+    events: list[AlertEventOut] = []
+    if command == "start":
+        await service.start(session, exercise=exercise, actor=user)
+    elif command == "pause":
+        await service.pause(session, exercise=exercise, actor=user)
+    elif command == "resume":
+        await service.resume(session, exercise=exercise, actor=user)
+    else:
+        events = await service.end(session, exercise=exercise, actor=user.username)
+    out = await _out(session, exercise, user)
+    await _commit_and_wake(request, session, exercise, events)
+    return out
+
+
+@router.post("/{exercise_id}/start", response_model=ExerciseOut)
+async def start(request: Request, session: SessionDep, user: Planner, exercise_id: str) -> ExerciseOut:
+    """Start the scenario clock at the exercise's speed; the synthetic citizens come up."""
+    return await _control(request, session, user, exercise_id, "start")
+
+
+@router.post("/{exercise_id}/pause", response_model=ExerciseOut)
+async def pause(request: Request, session: SessionDep, user: Planner, exercise_id: str) -> ExerciseOut:
+    """Freeze scenario time: nothing fires, synthetic citizens wait (their connections stay)."""
+    return await _control(request, session, user, exercise_id, "pause")
+
+
+@router.post("/{exercise_id}/resume", response_model=ExerciseOut)
+async def resume(request: Request, session: SessionDep, user: Planner, exercise_id: str) -> ExerciseOut:
+    """Run the clock again from where it was paused."""
+    return await _control(request, session, user, exercise_id, "resume")
+
+
+@router.post("/{exercise_id}/stop", response_model=ExerciseOut)
+async def stop(request: Request, session: SessionDep, user: Planner, exercise_id: str) -> ExerciseOut:
+    """End everything the exercise does, at once: its alerts end, its devices are disconnected on every worker and
+    may not come back, nothing more fires."""
+    return await _control(request, session, user, exercise_id, "stop")
+
+
+@router.put("/{exercise_id}/speed", response_model=ExerciseOut)
+async def set_speed(
+    request: Request, session: SessionDep, user: Planner, exercise_id: str, body: SpeedIn
+) -> ExerciseOut:
+    """Scenario seconds per wall-clock second, 1 to 3600; what is pending is rescheduled."""
+    exercise = await service.get_exercise(session, exercise_id=exercise_id, for_update=True)
+    await service.set_speed(session, exercise=exercise, speed=body.speed, actor=user)
+    out = await _out(session, exercise, user)
+    await _commit_and_wake(request, session, exercise)
+    return out
+
+
+@router.get("/{exercise_id}/timeline", response_model=TimelineOut)
+async def get_timeline(
+    session: SessionDep, user: Staff, exercise_id: str, after: Annotated[int, Query(ge=0)] = 0
+) -> TimelineOut:
+    """Timeline entries after the cursor `after`; follow it by passing `next` back. Players see the injects that go
+    to players; planners and evaluators see all."""
+    await service.get_exercise(session, exercise_id=exercise_id)
+    roles = None if has_role(user, *CONTROL_ROLES) else {"players"}
+    page = await service.timeline(session, exercise_id=exercise_id, after=after, roles=roles)
+    return TimelineOut(entries=page.entries, next=page.next)
+
+
+@router.post("/{exercise_id}/actions", response_model=ExerciseOut, status_code=201)
+async def log_action(session: SessionDep, user: Planner, exercise_id: str, body: ActionIn) -> ExerciseOut:
+    """A controller logs a player action that happened outside Tocsin (a press statement, a call); `fulfils` names
+    the expected actions it did."""
+    exercise = await service.get_exercise(session, exercise_id=exercise_id)
+    await service.log_action(session, exercise=exercise, body=body, actor=user)
+    out = await _out(session, exercise, user)
+    await session.commit()
+    return out
+
+
+@router.post("/{exercise_id}/observations", response_model=ObservationOut, status_code=201)
+async def observe(session: SessionDep, user: Evaluator, exercise_id: str, body: ObservationIn) -> ObservationOut:
+    """An evaluator's observation: a strength, an area for improvement, or a note, optionally tied to an objective
+    and an inject."""
+    exercise = await service.get_exercise(session, exercise_id=exercise_id)
+    row = await service.observe(session, exercise=exercise, body=body, actor=user)
+    await session.commit()
+    return report.observation_out(row)
+
+
+@router.put("/{exercise_id}/ratings/{objective}", response_model=ObjectiveRating)
+async def rate(
+    session: SessionDep, user: Evaluator, exercise_id: str, objective: str, body: RatingIn
+) -> ObjectiveRating:
+    """Rate an objective P, S, M or U (HSEEP); rating again replaces the rating."""
+    exercise = await service.get_exercise(session, exercise_id=exercise_id)
+    row = await service.rate(session, exercise=exercise, objective=objective, body=body, actor=user)
+    await session.commit()
+    return report.rating_out(exercise, row)
+
+
+@router.post("/{exercise_id}/improvements", response_model=ImprovementOut, status_code=201)
+async def plan_improvement(
+    session: SessionDep, user: Evaluator, exercise_id: str, body: ImprovementIn
+) -> ImprovementOut:
+    """A line of the improvement plan: the issue, the corrective action, who owns it and by when."""
+    exercise = await service.get_exercise(session, exercise_id=exercise_id)
+    row = await service.plan_improvement(session, exercise=exercise, body=body, actor=user)
+    await session.commit()
+    return report.improvement_out(row)
+
+
+@router.get(
+    "/{exercise_id}/report",
+    response_model=AfterActionReport,
+    responses={200: {"content": {"text/html": {}}, "description": "JSON, or with format=html a self-contained page"}},
+)
+async def get_report(
+    session: SessionDep,
+    _: Evaluator,
+    exercise_id: str,
+    format: Annotated[Literal["json", "html"], Query()] = "json",
+) -> Any:
+    """The after-action report: timeline, measured figures, ratings, observations, improvement plan. Any time during
+    the exercise (figures so far) or after it."""
+    exercise = await service.get_exercise(session, exercise_id=exercise_id)
+    built = await report.build_report(session, exercise=exercise)
+    if format == "html":
+        return HTMLResponse(render_report_html(built))
+    return built

@@ -1,0 +1,381 @@
+"""Exercises: create one from a scenario, drive its clock (start, pause, resume, speed, stop), log player actions,
+record the evaluation. The scheduler process runs what the clock makes due (runner.py)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tocsin.alerts import service as alerts
+from tocsin.alerts.service import AlertEventOut
+from tocsin.alerts.templates import load_templates
+from tocsin.config import Mode, Settings
+from tocsin.errors import Conflict, InvalidInput, NotFound
+from tocsin.exercises import clock
+from tocsin.exercises.scenario import Scenario, check_references, load_scenario, minutes
+from tocsin.exercises.schemas import (
+    ACTIVE_STATES,
+    ActionIn,
+    ExerciseIn,
+    ExerciseOut,
+    ExerciseState,
+    ImprovementIn,
+    ObservationIn,
+    RatingIn,
+    ScenarioSummary,
+    TimelineEntry,
+    TimelineKind,
+    Transport,
+)
+from tocsin.models import (
+    Exercise,
+    ExerciseEvent,
+    ExerciseImprovement,
+    ExerciseObservation,
+    ExerciseRating,
+    User,
+)
+
+INJECT_KINDS = (TimelineKind.inject.value, TimelineKind.contingency.value)
+
+
+def default_scenarios_dir() -> Path:
+    return Path(__file__).resolve().parents[3] / "scenarios"
+
+
+def scenarios_dir(settings: Settings) -> Path:
+    return settings.scenarios_dir or default_scenarios_dir()
+
+
+def library(directory: Path) -> dict[str, Scenario]:
+    if not directory.is_dir():
+        return {}
+    return {path.stem: load_scenario(path) for path in sorted(directory.glob("*.yaml"))}
+
+
+def summary(scenario: Scenario) -> ScenarioSummary:
+    return ScenarioSummary(
+        id=scenario.id,
+        title=scenario.title,
+        hazard=scenario.hazard,
+        place=scenario.place.name,
+        duration_seconds=minutes(scenario.duration) * 60,
+        injects=len(scenario.timeline),
+        population=scenario.population.size,
+    )
+
+
+def scenario_of(exercise: Exercise) -> Scenario:
+    return Scenario.model_validate(exercise.scenario)
+
+
+def _scenario_from(body: ExerciseIn, settings: Settings, templates_dir: Path) -> Scenario:
+    if body.scenario_id is not None:
+        found = library(scenarios_dir(settings)).get(body.scenario_id)
+        if found is None:
+            raise NotFound(f"no scenario '{body.scenario_id}'", field="scenario_id", code="scenario_not_found")
+        return found
+    try:
+        scenario = Scenario.model_validate(body.scenario)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InvalidInput(f"{where}: {first['msg']}", field=f"scenario.{where}" if where else "scenario") from None
+    problems = check_references(scenario, set(load_templates(templates_dir)))
+    if problems:
+        raise InvalidInput(problems[0], field="scenario")
+    return scenario
+
+
+async def create_exercise(
+    session: AsyncSession, *, body: ExerciseIn, actor: User, settings: Settings, templates_dir: Path
+) -> Exercise:
+    scenario = _scenario_from(body, settings, templates_dir)
+    devices = min(scenario.population.size, settings.exercise_max_devices) if body.devices is None else body.devices
+    if devices > settings.exercise_max_devices:
+        raise InvalidInput(
+            f"at most {settings.exercise_max_devices} synthetic devices (TOCSIN_EXERCISE_MAX_DEVICES)", field="devices"
+        )
+    if devices and settings.mode is Mode.production and not settings.exercise_citizen_url:
+        raise InvalidInput(
+            "synthetic citizens need TOCSIN_EXERCISE_CITIZEN_URL in production (or devices: 0)", field="devices"
+        )
+    at = clock.now()
+    exercise = Exercise(
+        id=f"{scenario.id[:48]}-{secrets.token_hex(3)}",
+        scenario_id=scenario.id,
+        title=scenario.title,
+        scenario=scenario.model_dump(mode="json"),
+        state=ExerciseState.ready.value,
+        speed=body.speed,
+        clock_seconds=0.0,
+        clock_at=None,
+        clock_version=0,
+        devices=devices,
+        seed=body.seed if body.seed is not None else secrets.randbelow(2**31),
+        transport=body.transport.value,
+        join_token=secrets.token_urlsafe(24),
+        stats={},
+        created_by=actor.username,
+        created_at=at,
+    )
+    session.add(exercise)
+    await session.flush()
+    await clock.record(
+        session, exercise, key="clock:created", kind="clock", title="Exercise created", actor=actor.username
+    )
+    if body.start:
+        await start(session, exercise=exercise, actor=actor)
+    return exercise
+
+
+async def get_exercise(session: AsyncSession, *, exercise_id: str, for_update: bool = False) -> Exercise:
+    statement = select(Exercise).where(Exercise.id == exercise_id)
+    if for_update:
+        statement = statement.with_for_update()
+    exercise = (await session.execute(statement)).scalar_one_or_none()
+    if exercise is None:
+        raise NotFound(f"no exercise '{exercise_id[:64]}'", code="exercise_not_found")
+    return exercise
+
+
+async def list_exercises(session: AsyncSession) -> list[Exercise]:
+    return list((await session.execute(select(Exercise).order_by(Exercise.created_at.desc()).limit(200))).scalars())
+
+
+async def injects_fired(session: AsyncSession, exercise_ids: list[str]) -> dict[str, int]:
+    rows = await session.execute(
+        select(ExerciseEvent.exercise_id, func.count())
+        .where(ExerciseEvent.exercise_id.in_(exercise_ids), ExerciseEvent.kind.in_(INJECT_KINDS))
+        .group_by(ExerciseEvent.exercise_id)
+    )
+    return {exercise_id: count for exercise_id, count in rows}
+
+
+def exercise_out(exercise: Exercise, *, fired: int, with_token: bool = False) -> ExerciseOut:
+    scenario = exercise.scenario
+    duration = clock.duration_of(exercise)
+    seconds = clock.scenario_seconds(exercise)
+    return ExerciseOut(
+        id=exercise.id,
+        scenario_id=exercise.scenario_id,
+        title=exercise.title,
+        hazard=str(scenario["hazard"]),
+        place=str(scenario["place"]["name"]),
+        state=ExerciseState(exercise.state),
+        speed=exercise.speed,
+        scenario_seconds=round(seconds, 1),
+        duration_seconds=duration,
+        progress=round(seconds / duration, 4) if duration else 1.0,
+        devices=exercise.devices,
+        devices_online=int(exercise.stats.get("online", 0)),
+        transport=Transport(exercise.transport),
+        injects_fired=fired,
+        injects_total=len(scenario["timeline"]),
+        created_by=exercise.created_by,
+        created_at=exercise.created_at,
+        started_at=exercise.started_at,
+        ended_at=exercise.ended_at,
+        join_token=exercise.join_token if with_token else None,
+    )
+
+
+# ---- the clock ------------------------------------------------------------------------------------------------------
+
+
+def _need(exercise: Exercise, *states: ExerciseState, doing: str) -> None:
+    if exercise.state not in states:
+        raise Conflict(f"cannot {doing} an exercise that is {exercise.state}", code="exercise_state")
+
+
+async def start(session: AsyncSession, *, exercise: Exercise, actor: User) -> None:
+    _need(exercise, ExerciseState.ready, doing="start")
+    clock.set_clock(exercise, state=ExerciseState.running.value)
+    exercise.started_at = exercise.clock_at
+    await clock.record(
+        session,
+        exercise,
+        key="clock:started",
+        kind="clock",
+        title=f"Started at {exercise.speed:g}x",
+        actor=actor.username,
+    )
+
+
+async def pause(session: AsyncSession, *, exercise: Exercise, actor: User) -> None:
+    _need(exercise, ExerciseState.running, doing="pause")
+    clock.set_clock(exercise, state=ExerciseState.paused.value)
+    await clock.record(session, exercise, key=None, kind="clock", title="Paused", actor=actor.username)
+
+
+async def resume(session: AsyncSession, *, exercise: Exercise, actor: User) -> None:
+    _need(exercise, ExerciseState.paused, doing="resume")
+    clock.set_clock(exercise, state=ExerciseState.running.value)
+    await clock.record(session, exercise, key=None, kind="clock", title="Resumed", actor=actor.username)
+
+
+async def set_speed(session: AsyncSession, *, exercise: Exercise, speed: float, actor: User) -> None:
+    _need(exercise, ExerciseState.ready, *ACTIVE_STATES, doing="change the speed of")
+    clock.set_clock(exercise, speed=speed)
+    await clock.record(session, exercise, key=None, kind="clock", title=f"Speed {speed:g}x", actor=actor.username)
+
+
+async def end(
+    session: AsyncSession, *, exercise: Exercise, actor: str | None, finished: bool = False
+) -> list[AlertEventOut]:
+    """Stop (or finish) the exercise and end its alerts, in one transaction. Publish the events after commit."""
+    _need(exercise, ExerciseState.ready, *ACTIVE_STATES, doing="stop")
+    state = ExerciseState.finished if finished else ExerciseState.stopped
+    clock.set_clock(exercise, state=state.value)
+    exercise.ended_at = exercise.clock_at
+    title = "Finished: end of the scenario" if finished else "Stopped"
+    await clock.record(session, exercise, key="clock:ended", kind="clock", title=title, actor=actor)
+    return await alerts.end_exercise_alerts(session, exercise_id=exercise.id)
+
+
+def wake_message(exercise: Exercise) -> dict[str, Any]:
+    """What the scheduler (reschedule) and every worker (close this exercise's devices when it ended) listen to."""
+    return {"type": "exercise", "id": exercise.id, "state": exercise.state, "version": exercise.clock_version}
+
+
+# ---- players, controllers and evaluators ----------------------------------------------------------------------------
+
+
+async def log_action(session: AsyncSession, *, exercise: Exercise, body: ActionIn, actor: User) -> None:
+    _need(exercise, *ACTIVE_STATES, doing="log an action in")
+    await clock.record(
+        session,
+        exercise,
+        key=None,
+        kind=TimelineKind.player_action.value,
+        title=body.kind.replace("_", " ").capitalize(),
+        detail=body.note,
+        fulfils=body.fulfils,
+        actor=actor.username,
+    )
+
+
+def _objective_ids(exercise: Exercise) -> set[str]:
+    return {o["id"] for o in exercise.scenario["objectives"]}
+
+
+def _check_objective(exercise: Exercise, objective: str | None) -> None:
+    if objective is not None and objective not in _objective_ids(exercise):
+        raise InvalidInput(f"the scenario has no objective '{objective}'", field="objective")
+
+
+async def observe(
+    session: AsyncSession, *, exercise: Exercise, body: ObservationIn, actor: User
+) -> ExerciseObservation:
+    _check_objective(exercise, body.objective)
+    numbers = {i["number"] for i in exercise.scenario["timeline"]}
+    numbers |= {c["inject"]["number"] for c in exercise.scenario.get("contingencies", [])}
+    if body.inject is not None and body.inject not in numbers:
+        raise InvalidInput(f"the scenario has no inject {body.inject}", field="inject")
+    at = clock.now()
+    row = ExerciseObservation(
+        exercise_id=exercise.id,
+        kind=body.kind.value,
+        objective=body.objective,
+        inject=body.inject,
+        text=body.text,
+        author=actor.username,
+        scenario_seconds=clock.scenario_seconds(exercise, at),
+        at=at,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def rate(
+    session: AsyncSession, *, exercise: Exercise, objective: str, body: RatingIn, actor: User
+) -> ExerciseRating:
+    _check_objective(exercise, objective)
+    row = (
+        await session.execute(
+            select(ExerciseRating).where(
+                ExerciseRating.exercise_id == exercise.id, ExerciseRating.objective == objective
+            )
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        row = ExerciseRating(exercise_id=exercise.id, objective=objective)
+        session.add(row)
+    row.rating = body.rating.value
+    row.rationale = body.rationale
+    row.rated_by = actor.username
+    row.rated_at = clock.now()
+    await session.flush()
+    return row
+
+
+async def plan_improvement(
+    session: AsyncSession, *, exercise: Exercise, body: ImprovementIn, actor: User
+) -> ExerciseImprovement:
+    _check_objective(exercise, body.objective)
+    row = ExerciseImprovement(
+        exercise_id=exercise.id,
+        objective=body.objective,
+        issue=body.issue,
+        corrective_action=body.corrective_action,
+        owner=body.owner,
+        due=body.due,
+        author=actor.username,
+        created_at=clock.now(),
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+# ---- the timeline ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    entries: list[TimelineEntry]
+    next: int
+
+
+def timeline_entry(row: ExerciseEvent) -> TimelineEntry:
+    return TimelineEntry(
+        scenario_seconds=round(row.scenario_seconds, 1),
+        at=row.at,
+        kind=TimelineKind(row.kind),
+        title=row.title,
+        detail=row.detail,
+        to=row.to,
+        number=row.number,
+        objectives=row.objectives,
+        alert_id=row.alert_id,
+    )
+
+
+async def timeline(
+    session: AsyncSession, *, exercise_id: str, after: int = 0, roles: set[str] | None = None, limit: int = 1_000
+) -> TimelinePage:
+    """Entries after the cursor, in order. `roles`: the exercise roles the reader holds; injects addressed to another
+    role are left out (players do not see what goes to the controller or the evaluators)."""
+    rows = (
+        await session.execute(
+            select(ExerciseEvent)
+            .where(ExerciseEvent.exercise_id == exercise_id, ExerciseEvent.id > after)
+            .order_by(ExerciseEvent.id)
+            .limit(limit)
+        )
+    ).scalars()
+    entries: list[TimelineEntry] = []
+    last = after
+    for row in rows:
+        last = row.id
+        if roles is not None and row.to is not None and row.to not in roles:
+            continue
+        entries.append(timeline_entry(row))
+    return TimelinePage(entries=entries, next=last)
