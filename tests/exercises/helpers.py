@@ -44,8 +44,13 @@ def short_scenario(**changes: Any) -> dict[str, Any]:
         ],
     }
     later = [
-        {"number": n, "at": f"{n // 6}:{(n % 6) * 10:02d}", "type": "situation_update", "title": f"Update {n}",
-         "content": "More news."}
+        {
+            "number": n,
+            "at": f"{n // 6}:{(n % 6) * 10:02d}",
+            "type": "situation_update",
+            "title": f"Update {n}",
+            "content": "More news.",
+        }
         for n in range(2, 13)
     ]
     data["timeline"] = [first, *later]
@@ -68,7 +73,11 @@ def short_scenario(**changes: Any) -> dict[str, Any]:
 
 
 async def wait_for(
-    server: Harness, exercise_id: str, headers: dict[str, str], done: Callable[[dict[str, Any]], bool], seconds: float = 60
+    server: Harness,
+    exercise_id: str,
+    headers: dict[str, str],
+    done: Callable[[dict[str, Any]], bool],
+    seconds: float = 60,
 ) -> dict[str, Any]:
     """Poll the exercise until `done(exercise)`; fail after `seconds`."""
     state: dict[str, Any] = {}

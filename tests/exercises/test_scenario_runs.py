@@ -58,9 +58,7 @@ async def test_scenario_runs_end_to_end(live: LiveServer, path: Path) -> None:
         assert 0 < alert["reached"] <= alert["affected"]
         assert alert["acknowledged"] <= alert["reached"] + 5  # devices outside the home area may acknowledge too
     assert any(a["seconds_to_50"] is not None for a in reached)
-    alerts = await live.client.get(
-        "/api/v1/alerts", params={"exercise_id": exercise_id}, headers=await planner(live)
-    )
+    alerts = await live.client.get("/api/v1/alerts", params={"exercise_id": exercise_id}, headers=await planner(live))
     features = alerts.json()["features"]
     assert len(features) >= len(issued)
     assert {f["properties"]["status"] for f in features} == {"Exercise"}
