@@ -38,17 +38,22 @@ async def test_run_follows_the_exercise_to_its_end(live: LiveServer, tmp_path: o
     assert result.exit_code == 0, result.output
     out = result.output
     assert "started heidelberg-blackout-" in out
-    assert "inject" in out and "Finished: end of the scenario" in out
-    assert "reports" in out.lower() and "/report?format=html" in out
+    assert "inject" in out
+    assert "Finished: end of the scenario" in out
+    assert "reports" in out.lower()
+    assert "/report?format=html" in out
 
     listed = await asyncio.to_thread(
         runner.invoke, app, ["exercise", "list", "--url", url, "--user", "planner"], env={"TOCSIN_PASSWORD": PASSWORD}
     )
-    assert listed.exit_code == 0 and "heidelberg-blackout-" in listed.output and "finished" in listed.output
+    assert listed.exit_code == 0
+    assert "heidelberg-blackout-" in listed.output
+    assert "finished" in listed.output
     wrong = await asyncio.to_thread(
         runner.invoke,
         app,
         ["exercise", "list", "--url", url, "--user", "planner"],
         env={"TOCSIN_PASSWORD": "nope-nope"},
     )
-    assert wrong.exit_code == 1 and "error" in wrong.output.lower()
+    assert wrong.exit_code == 1
+    assert "error" in wrong.output.lower()

@@ -39,14 +39,16 @@ async def test_pause_resume_and_speed(live: LiveServer) -> None:
     assert still["scenario_seconds"] == frozen
     assert _fired(await timeline(live, exercise_id, headers)) == [1]
     again = await live.client.post(f"/api/v1/exercises/{exercise_id}/pause", headers=headers)
-    assert again.status_code == 409 and again.json()["error"]["code"] == "exercise_state"
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "exercise_state"
 
     await live.client.post(f"/api/v1/exercises/{exercise_id}/resume", headers=headers)
     # At 60x the rest would take two minutes; at 3600x the pending injects are rescheduled to the next two seconds.
     faster = await live.client.put(f"/api/v1/exercises/{exercise_id}/speed", json={"speed": 3600}, headers=headers)
     assert faster.json()["speed"] == 3600
     done = await wait_for(live, exercise_id, headers, lambda e: e["state"] == "finished", seconds=15)
-    assert done["progress"] == 1.0 and done["injects_fired"] == 13  # twelve injects and the contingency
+    assert done["progress"] == 1.0
+    assert done["injects_fired"] == 13
     entries = await timeline(live, exercise_id, headers)
     assert _fired(entries) == [1, 101, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
     assert [e["title"] for e in entries if e["kind"] == "clock"][-3:] == [
@@ -92,12 +94,13 @@ async def test_players_see_only_their_injects(live: LiveServer) -> None:
         (await live.client.get(f"/api/v1/exercises/{exercise_id}", headers=player)).json()["join_token"] is None
     )
     page = (await live.client.get(f"/api/v1/exercises/{exercise_id}/timeline?after=3", headers=headers)).json()
-    assert all(e for e in page["entries"]) and page["next"] > 3
+    assert all(e for e in page["entries"])
+    assert page["next"] > 3
 
 
 @pytest.mark.parametrize("live", [RUN], indirect=True)
 async def test_evaluation_and_roles(live: LiveServer) -> None:
-    headers = await planner(live)
+    await planner(live)
     exercise_id = await _start(live, speed=3600)
     evaluator = await live.user("evaluator", Role.evaluator)
     operator = await live.user("player", Role.operator)
@@ -115,20 +118,24 @@ async def test_evaluation_and_roles(live: LiveServer) -> None:
         json={"rating": "S", "rationale": "Warned in 25 minutes, French text missing"},
         headers=evaluator,
     )
-    assert rated.status_code == 200 and rated.json()["rating"] == "S"
+    assert rated.status_code == 200
+    assert rated.json()["rating"] == "S"
     rerated = await live.client.put(f"{base}/ratings/O1", json={"rating": "M"}, headers=evaluator)
     assert rerated.json()["rating"] == "M"
     unknown = await live.client.put(f"{base}/ratings/O99", json={"rating": "P"}, headers=evaluator)
-    assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "objective"
+    assert unknown.status_code == 422
+    assert unknown.json()["error"]["field"] == "objective"
     bad = await live.client.put(f"{base}/ratings/O1", json={"rating": "X"}, headers=evaluator)
-    assert bad.status_code == 422 and "rating" in bad.json()["error"]["field"]
+    assert bad.status_code == 422
+    assert "rating" in bad.json()["error"]["field"]
     for kind, text in (("strength", "Clear Italian texts"), ("improvement", "No Arabic version")):
         observed = await live.client.post(
             f"{base}/observations", json={"kind": kind, "objective": "O1", "inject": 1, "text": text}, headers=evaluator
         )
         assert observed.status_code == 201, observed.text
     no_inject = await live.client.post(f"{base}/observations", json={"inject": 555, "text": "?"}, headers=evaluator)
-    assert no_inject.status_code == 422 and no_inject.json()["error"]["field"] == "inject"
+    assert no_inject.status_code == 422
+    assert no_inject.json()["error"]["field"] == "inject"
     planned = await live.client.post(
         f"{base}/improvements",
         json={
@@ -179,6 +186,8 @@ async def test_bad_requests_name_the_field(live: LiveServer) -> None:
     twice = await live.client.post(f"/api/v1/exercises/{exercise_id}/start", headers=headers)
     assert twice.status_code == 409
     slow = await live.client.put(f"/api/v1/exercises/{exercise_id}/speed", json={"speed": 0.5}, headers=headers)
-    assert slow.status_code == 422 and slow.json()["error"]["field"] == "speed"
+    assert slow.status_code == 422
+    assert slow.json()["error"]["field"] == "speed"
     library = (await live.client.get("/api/v1/exercises/scenarios", headers=headers)).json()
-    assert len(library) == 7 and all(s["injects"] >= 12 for s in library)
+    assert len(library) == 7
+    assert all(s["injects"] >= 12 for s in library)

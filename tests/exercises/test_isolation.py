@@ -90,7 +90,8 @@ async def test_one_stop_ends_all_exercise_traffic(live: LiveServer) -> None:
     await player.receive_type("alert")
 
     stopped = await live.client.post(f"/api/v1/exercises/{exercise['id']}/stop", headers=headers)
-    assert stopped.status_code == 200 and stopped.json()["state"] == "stopped"
+    assert stopped.status_code == 200
+    assert stopped.json()["state"] == "stopped"
 
     farewell = await player.receive_type("error", wait=3)
     assert farewell["code"] == "exercise_ended"
@@ -108,7 +109,8 @@ async def test_one_stop_ends_all_exercise_traffic(live: LiveServer) -> None:
     late = await live.client.post(
         "/api/v1/alerts", json=alert_body(status="Exercise", exercise_id=exercise["id"]), headers=author
     )
-    assert late.status_code == 409 and late.json()["error"]["field"] == "exercise_id"
+    assert late.status_code == 409
+    assert late.json()["error"]["field"] == "exercise_id"
     await again.close()
 
 
@@ -141,10 +143,12 @@ async def test_joining_needs_the_token_and_a_device_of_its_own(live: LiveServer)
 async def test_exercise_fields_are_checked_on_alerts(live: LiveServer) -> None:
     author = await live.user("author", Role.operator)
     actual = await live.client.post("/api/v1/alerts", json=alert_body(exercise_id="x-1"), headers=author)
-    assert actual.status_code == 422 and actual.json()["error"]["field"] == "exercise_id"
+    assert actual.status_code == 422
+    assert actual.json()["error"]["field"] == "exercise_id"
     unknown = await live.client.post(
         "/api/v1/alerts", json=alert_body(status="Exercise", exercise_id="nope"), headers=author
     )
-    assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "exercise_id"
+    assert unknown.status_code == 422
+    assert unknown.json()["error"]["field"] == "exercise_id"
     async with live.database.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Exercise)) == 0
