@@ -69,7 +69,7 @@ def token(base: str, username: str, password: str) -> dict[str, str]:
 class TestEmbeddedServer:
     def test_prints_demo_accounts_that_can_sign_in(self, server: tuple[str, dict[str, str]]) -> None:
         base, credentials = server
-        assert set(credentials) == {"operator", "approver", "planner", "admin"}
+        assert set(credentials) == {"operator", "approver", "planner", "evaluator", "admin"}
         me = httpx.get(f"{base}/api/v1/auth/me", headers=token(base, "admin", credentials["admin"]))
         assert "admin" in me.json()["roles"]
 

@@ -20,7 +20,8 @@ DEMO_ACCOUNTS: dict[str, list[Role]] = {
     "operator": [Role.operator],
     "approver": [Role.approver],
     "planner": [Role.planner],
-    "admin": [Role.admin, Role.approver, Role.operator, Role.planner, Role.glossary_editor],
+    "evaluator": [Role.evaluator],
+    "admin": [Role.admin, Role.approver, Role.operator, Role.planner, Role.glossary_editor, Role.evaluator],
 }
 
 

@@ -110,7 +110,7 @@ async def _control(request: Request, session: SessionDep, user: User, exercise_i
     elif command == "resume":
         await service.resume(session, exercise=exercise, actor=user)
     else:
-        events = await service.end(session, exercise=exercise, actor=user.username)
+        events = await service.end(session, exercise=exercise, actor=user)
     out = await _out(session, exercise, user)
     await _commit_and_wake(request, session, exercise, events)
     return out

@@ -134,7 +134,7 @@ class ExerciseOut(BaseModel):
     duration_seconds: int
     progress: float = Field(description="0..1")
     devices: int = Field(description="synthetic devices of this exercise")
-    devices_online: int = Field(description="synthetic devices connected at the last count (every second)")
+    devices_online: int = Field(default=0, description="synthetic devices connected at the last count (every second)")
     transport: Transport
     injects_fired: int
     injects_total: int

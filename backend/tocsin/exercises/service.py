@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tocsin.alerts import service as alerts
 from tocsin.alerts.service import AlertEventOut
 from tocsin.alerts.templates import load_templates
+from tocsin.audit import service as audit
 from tocsin.config import Mode, Settings
 from tocsin.errors import Conflict, InvalidInput, NotFound
 from tocsin.exercises import clock
@@ -130,6 +131,7 @@ async def create_exercise(
     await clock.record(
         session, exercise, key="clock:created", kind="clock", title="Exercise created", actor=actor.username
     )
+    await _audit(session, exercise, actor, "created")
     if body.start:
         await start(session, exercise=exercise, actor=actor)
     return exercise
@@ -206,28 +208,32 @@ async def start(session: AsyncSession, *, exercise: Exercise, actor: User) -> No
         title=f"Started at {exercise.speed:g}x",
         actor=actor.username,
     )
+    await _audit(session, exercise, actor, "started")
 
 
 async def pause(session: AsyncSession, *, exercise: Exercise, actor: User) -> None:
     _need(exercise, ExerciseState.running, doing="pause")
     clock.set_clock(exercise, state=ExerciseState.paused.value)
     await clock.record(session, exercise, key=None, kind="clock", title="Paused", actor=actor.username)
+    await _audit(session, exercise, actor, "paused")
 
 
 async def resume(session: AsyncSession, *, exercise: Exercise, actor: User) -> None:
     _need(exercise, ExerciseState.paused, doing="resume")
     clock.set_clock(exercise, state=ExerciseState.running.value)
     await clock.record(session, exercise, key=None, kind="clock", title="Resumed", actor=actor.username)
+    await _audit(session, exercise, actor, "resumed")
 
 
 async def set_speed(session: AsyncSession, *, exercise: Exercise, speed: float, actor: User) -> None:
     _need(exercise, ExerciseState.ready, *ACTIVE_STATES, doing="change the speed of")
     clock.set_clock(exercise, speed=speed)
     await clock.record(session, exercise, key=None, kind="clock", title=f"Speed {speed:g}x", actor=actor.username)
+    await _audit(session, exercise, actor, "speed")
 
 
 async def end(
-    session: AsyncSession, *, exercise: Exercise, actor: str | None, finished: bool = False
+    session: AsyncSession, *, exercise: Exercise, actor: User | None, finished: bool = False
 ) -> list[AlertEventOut]:
     """Stop (or finish) the exercise and end its alerts, in one transaction. Publish the events after commit."""
     _need(exercise, ExerciseState.ready, *ACTIVE_STATES, doing="stop")
@@ -235,8 +241,16 @@ async def end(
     clock.set_clock(exercise, state=state.value)
     exercise.ended_at = exercise.clock_at
     title = "Finished: end of the scenario" if finished else "Stopped"
-    await clock.record(session, exercise, key="clock:ended", kind="clock", title=title, actor=actor)
+    await clock.record(
+        session, exercise, key="clock:ended", kind="clock", title=title, actor=actor.username if actor else None
+    )
+    await _audit(session, exercise, actor, state.value)
     return await alerts.end_exercise_alerts(session, exercise_id=exercise.id)
+
+
+async def _audit(session: AsyncSession, exercise: Exercise, actor: User | None, action: str) -> None:
+    detail = {"exercise": exercise.id, "scenario": exercise.scenario_id, "speed": exercise.speed}
+    await audit.record(session, actor=actor, action=f"exercise_{action}", detail=detail)
 
 
 def wake_message(exercise: Exercise) -> dict[str, Any]:

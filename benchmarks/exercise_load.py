@@ -1,0 +1,614 @@
+"""Exercise load benchmark: does a running exercise hold up real alerts?
+
+    .venv/bin/python benchmarks/exercise_load.py --devices 2000 --public 200 --transport in_process
+
+Starts Tocsin (embedded mode, one worker, scheduler in the process, a fresh data dir) on loopback and connects K
+public devices (real WebSockets, from this process) inside Borgo Durbecco, an area of the romagna-river-flood
+scenario. Then, in three phases:
+
+1. baseline: M Actual alerts over that area (drafted, approved by a second person, issued), one after another;
+2. exercise: an exercise of that scenario with N synthetic citizens (in-process or over WebSockets); once ~90 % of
+   its connected share is online it starts, and while its injects, report waves, failures and scripted alerts fire,
+   the same M Actual alerts go out again;
+3. stop: the exercise is stopped, timed until none of its devices is connected.
+
+For each real alert, latency runs from the moment the `issue` call returns to each public device's receipt (a device
+can have it before the call returns: fan-out starts at commit). Prints the figures, the server's CPU time per phase
+and any warnings or errors of the server log. Loopback only; bounded in count and time (--max-seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import random
+import resource
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import shapely
+import yaml
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIO_ID = "romagna-river-flood"
+AREA_ID = "borgo-durbecco"
+PASSWORD = "bench-password-" + secrets.token_hex(8)
+ONLINE_SHARE = 0.9  # of the scenario's connected share: "the population is up"
+RECEIPT_TIMEOUT_SECONDS = 20.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---- small helpers ----------------------------------------------------------------------------------------------
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (fields 14 and 15 of /proc/<pid>/stat, after the command name)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def server_sockets(port: int) -> int:
+    """Established TCP connections whose local end is the server's port (the server's side of each socket)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                parts = line.split()
+                if parts[3] == "01" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
+
+
+def scenario_area() -> tuple[dict[str, Any], float]:
+    """The GeoJSON polygon of the area the public devices live in, and the scenario's connected share."""
+    document = yaml.safe_load((REPO / "scenarios" / f"{SCENARIO_ID}.yaml").read_text(encoding="utf-8"))
+    area = next(a for a in document["areas"] if a["id"] == AREA_ID)
+    return area["geometry"], float(document["population"]["behaviour"]["connected_share"])
+
+
+def points_inside(geometry: dict[str, Any], count: int, rng: random.Random) -> list[tuple[float, float]]:
+    shape = shapely.geometry.shape(geometry)
+    min_x, min_y, max_x, max_y = shape.bounds
+    points: list[tuple[float, float]] = []
+    while len(points) < count:
+        x, y = rng.uniform(min_x, max_x), rng.uniform(min_y, max_y)
+        if shapely.contains_xy(shape, x, y):
+            points.append((x, y))
+    return points
+
+
+# ---- the server -------------------------------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.data_dir = Path(tempfile.mkdtemp(prefix="tocsin-exercise-bench-"))
+        self.log_path = self.data_dir / "serve.log"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
+        self.env.update(
+            TOCSIN_DATA_DIR=str(self.data_dir),
+            TOCSIN_SECRET_KEY=secrets.token_urlsafe(36),  # 48 characters
+            TOCSIN_RUN_SCHEDULER="true",
+            TOCSIN_EXERCISE_MAX_DEVICES=str(max(args.devices, 5_000)),
+            TOCSIN_EXERCISE_CITIZEN_URL=f"ws://127.0.0.1:{self.port}/ws/citizen",
+            TOCSIN_PUBLIC_URL=self.base,
+            TOCSIN_IP_MESSAGES_PER_MINUTE="10000000",  # the public devices share one address
+        )
+        tocsin = REPO / ".venv" / "bin" / "tocsin"
+        self.command = [str(tocsin)] if tocsin.exists() else [sys.executable, "-m", "tocsin.cli"]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def add_user(self, name: str, *roles: str) -> None:
+        options = [part for role in roles for part in ("--role", role)]
+        subprocess.run(
+            [*self.command, "users", "add", name, *options, "--password-stdin"],
+            input=f"{PASSWORD}\n",
+            text=True,
+            env=self.env,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        with self.log_path.open("w") as log:
+            self.process = subprocess.Popen(
+                [*self.command, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                preexec_fn=raise_fd_limit,
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def log_findings(self) -> list[str]:
+        """Lines of the server log that are warnings, errors or parts of a traceback."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        keep = ("WARNING", "ERROR", "CRITICAL", "Traceback", "Error", "Exception")
+        return [line for line in text.splitlines() if any(word in line for word in keep)]
+
+
+async def wait_healthy(http: httpx.AsyncClient, server: Server, timeout: float = 60) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        assert server.process is not None
+        if server.process.poll() is not None:
+            raise RuntimeError(f"the server exited ({server.process.returncode}); see {server.log_path}")
+        with contextlib.suppress(httpx.TransportError):
+            if (await http.get("/healthz")).status_code == 200:
+                return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the server did not answer /healthz")
+
+
+async def sign_in(http: httpx.AsyncClient, name: str) -> dict[str, str]:
+    response = await http.post("/api/v1/auth/token", data={"username": name, "password": PASSWORD})
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+# ---- the public devices -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PublicDevices:
+    """K citizen connections; for each alert id, when (monotonic) each device received it."""
+
+    connections: list[ClientConnection] = field(default_factory=list)
+    receipts: dict[str, list[float]] = field(default_factory=dict)
+    closed: list[int | None] = field(default_factory=list)
+    listeners: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def open(self, url: str, points: list[tuple[float, float]]) -> None:
+        async def open_one(index: int, lon: float, lat: float) -> ClientConnection:
+            connection = await connect(url, compression=None, open_timeout=60, max_queue=64)
+            hello = {
+                "type": "hello",
+                "device_id": f"bench-public-{index:05d}",
+                "location": {"lon": lon, "lat": lat},
+                "languages": ["it" if index % 4 else "en"],
+            }
+            await connection.send(json.dumps(hello))
+            while json.loads(await connection.recv())["type"] != "snapshot":
+                pass
+            return connection
+
+        for start in range(0, len(points), 100):
+            batch = points[start : start + 100]
+            self.connections += await asyncio.gather(
+                *(open_one(start + i, lon, lat) for i, (lon, lat) in enumerate(batch))
+            )
+        self.listeners = [asyncio.create_task(self._listen(c)) for c in self.connections]
+
+    async def _listen(self, connection: ClientConnection) -> None:
+        try:
+            async for frame in connection:
+                at = time.monotonic()
+                message = json.loads(frame)
+                if message.get("type") == "alert":
+                    self.receipts.setdefault(str(message["alert_id"]), []).append(at)
+        except ConnectionClosed:
+            pass
+        self.closed.append(connection.close_code)
+
+    async def wait_for(self, alert_id: str, timeout: float) -> list[float]:
+        deadline = time.monotonic() + timeout
+        while len(self.receipts.get(alert_id, [])) < len(self.connections) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        return self.receipts.get(alert_id, [])
+
+    async def close(self) -> None:
+        for task in self.listeners:
+            task.cancel()
+        await asyncio.gather(*(c.close() for c in self.connections), return_exceptions=True)
+
+
+# ---- real alerts ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AlertRun:
+    label: str
+    alert_id: str
+    issue_call_ms: float
+    latencies_ms: list[float]  # from the issue call returning to each receipt
+    expected: int
+
+
+def alert_body(area: dict[str, Any], headline: str) -> dict[str, Any]:
+    def info(language: str) -> dict[str, Any]:
+        return {
+            "language": language,
+            "category": ["Met"],
+            "event": "River flood",
+            "responseType": ["Evacuate"],
+            "urgency": "Immediate",
+            "severity": "Severe",
+            "certainty": "Observed",
+            "headline": f"{headline} ({language})",
+            "description": "The Lamone is over threshold 3 at Faenza. " * 8,
+            "instruction": "Leave ground floors and basements now.",
+            "expires": (datetime.now(UTC) + timedelta(hours=6)).isoformat(),
+            "area": [{"areaDesc": "Borgo Durbecco", "geometry": area}],
+        }
+
+    return {"status": "Actual", "info": [info("it"), info("en")]}
+
+
+async def issue_real_alert(
+    http: httpx.AsyncClient, tokens: dict[str, dict[str, str]], area: dict[str, Any], devices: PublicDevices, label: str
+) -> AlertRun:
+    draft = await http.post("/api/v1/alerts", json=alert_body(area, label), headers=tokens["operator"])
+    draft.raise_for_status()
+    alert_id = str(draft.json()["id"])
+    (await http.post(f"/api/v1/alerts/{alert_id}/approve", headers=tokens["approver"])).raise_for_status()
+    sent = time.monotonic()
+    response = await http.post(f"/api/v1/alerts/{alert_id}/issue", headers=tokens["approver"])
+    returned = time.monotonic()
+    response.raise_for_status()
+    received = await devices.wait_for(alert_id, RECEIPT_TIMEOUT_SECONDS)
+    return AlertRun(
+        label, alert_id, (returned - sent) * 1000, [(t - returned) * 1000 for t in received], len(devices.connections)
+    )
+
+
+def alert_line(run: AlertRun) -> str:
+    lat = run.latencies_ms
+    if not lat:
+        return f"  {run.label:<11} issue call {run.issue_call_ms:7.1f} ms   delivered 0/{run.expected}"
+    return (
+        f"  {run.label:<11} issue call {run.issue_call_ms:7.1f} ms   delivered {len(lat)}/{run.expected}   "
+        f"p50 {percentile(lat, 50):7.1f} ms  p99 {percentile(lat, 99):7.1f} ms  max {max(lat):7.1f} ms"
+    )
+
+
+# ---- CPU sampling -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CpuSampler:
+    pid: int
+    samples: list[tuple[float, float]] = field(default_factory=list)  # (monotonic, cpu seconds)
+
+    async def run(self) -> None:
+        while True:
+            self.samples.append((time.monotonic(), cpu_seconds(self.pid)))
+            await asyncio.sleep(0.5)
+
+    def between(self, start: float, end: float) -> tuple[float, float]:
+        """CPU seconds used between two moments, and the highest share of a core over any ~1 s window."""
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        if len(inside) < 2:
+            return 0.0, 0.0
+        used = inside[-1][1] - inside[0][1]
+        peak = max(
+            ((b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(inside, inside[2:], strict=False) if b[0] > a[0]),
+            default=used / max(inside[-1][0] - inside[0][0], 1e-9),
+        )
+        return used, peak
+
+
+# ---- the exercise -----------------------------------------------------------------------------------------------
+
+
+async def get_exercise(http: httpx.AsyncClient, token: dict[str, str], exercise_id: str) -> dict[str, Any]:
+    response = await http.get(f"/api/v1/exercises/{exercise_id}", headers=token)
+    response.raise_for_status()
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def wait_online(
+    http: httpx.AsyncClient, token: dict[str, str], exercise_id: str, target: int, deadline: float
+) -> tuple[float | None, int]:
+    """Seconds until `devices_online` reaches target (None if the deadline came first), and the last count."""
+    started = time.monotonic()
+    online = 0
+    while time.monotonic() < deadline:
+        online = int((await get_exercise(http, token, exercise_id))["devices_online"])
+        if online >= target:
+            return time.monotonic() - started, online
+        await asyncio.sleep(0.25)
+    return None, online
+
+
+async def wait_disconnected(
+    http: httpx.AsyncClient, token: dict[str, str], exercise_id: str, port: int, baseline_sockets: int, deadline: float
+) -> tuple[float | None, float | None, int, str]:
+    """After stop: seconds until `devices_online` is 0 and until the server holds no more sockets than before the
+    exercise (over WebSockets only; in-process devices have none). Also the last count and the state."""
+    started = time.monotonic()
+    online_gone: float | None = None
+    sockets_gone: float | None = None
+    online, state = -1, "?"
+    while time.monotonic() < deadline and (online_gone is None or sockets_gone is None):
+        if sockets_gone is None and server_sockets(port) <= baseline_sockets:
+            sockets_gone = time.monotonic() - started
+        if online_gone is None:
+            exercise = await get_exercise(http, token, exercise_id)
+            online, state = int(exercise["devices_online"]), str(exercise["state"])
+            if online == 0:
+                online_gone = time.monotonic() - started
+        await asyncio.sleep(0.05)
+    return online_gone, sockets_gone, online, state
+
+
+async def exercise_summary(http: httpx.AsyncClient, token: dict[str, str], exercise_id: str) -> str:
+    response = await http.get(f"/api/v1/exercises/{exercise_id}/report", headers=token, timeout=120)
+    if response.status_code != 200:
+        return f"report: HTTP {response.status_code}"
+    report = response.json()
+    alerts = report["alerts"]
+    kinds: dict[str, int] = {}
+    for entry in report["timeline"]:
+        kinds[entry["kind"]] = kinds.get(entry["kind"], 0) + 1
+    return (
+        f"scenario {report['exercise']['scenario_seconds'] / 60:.0f} min, injects fired "
+        f"{report['exercise']['injects_fired']}/{report['exercise']['injects_total']}, exercise alerts {len(alerts)} "
+        f"(reached {sum(a['reached'] for a in alerts)} of {sum(a['affected'] for a in alerts)} affected, "
+        f"acknowledged {sum(a['acknowledged'] for a in alerts)}, check-ins {sum(a['checked_in'] for a in alerts)}), "
+        f"reports {report['reports']['received']}, lost connection {report['population']['lost_connection']}, "
+        f"timeline {dict(sorted(kinds.items()))}"
+    )
+
+
+# ---- the run ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    name: str
+    start: float
+    end: float = 0.0
+    alerts: list[AlertRun] = field(default_factory=list)
+
+
+@dataclass
+class Results:
+    phases: list[Phase] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    sampler: CpuSampler | None = None
+
+
+async def issue_series(
+    http: httpx.AsyncClient,
+    tokens: dict[str, dict[str, str]],
+    area: dict[str, Any],
+    devices: PublicDevices,
+    phase: Phase,
+    times: list[float],
+) -> None:
+    """Issue one alert at each of `times` (monotonic; each waits for the previous one's receipts)."""
+    for number, at in enumerate(times, 1):
+        await asyncio.sleep(max(0.0, at - time.monotonic()))
+        run = await issue_real_alert(http, tokens, area, devices, f"{phase.name} {number}")
+        phase.alerts.append(run)
+        print(alert_line(run), flush=True)
+
+
+async def run_exercise(
+    args: argparse.Namespace,
+    http: httpx.AsyncClient,
+    tokens: dict[str, dict[str, str]],
+    area: dict[str, Any],
+    devices: PublicDevices,
+    server: Server,
+    results: Results,
+    target: int,
+    deadline: float,
+) -> None:
+    before_sockets = server_sockets(server.port)
+    body = {
+        "scenario_id": SCENARIO_ID,
+        "devices": args.devices,
+        "transport": args.transport,
+        "speed": args.speed,
+        "seed": args.seed,
+    }
+    population = Phase("population", time.monotonic())
+    response = await http.post("/api/v1/exercises", json=body, headers=tokens["planner"])
+    response.raise_for_status()
+    exercise_id = str(response.json()["id"])
+    took, online = await wait_online(http, tokens["planner"], exercise_id, target, deadline)
+    population.end = time.monotonic()
+    results.phases.append(population)
+    up = f"population up in {took:.1f} s" if took is not None else "population NOT up before the deadline"
+    results.notes.append(f"{up} ({online} of {args.devices} devices online, target {target})")
+    print(results.notes[-1], flush=True)
+
+    (await http.post(f"/api/v1/exercises/{exercise_id}/start", headers=tokens["planner"])).raise_for_status()
+    running = Phase("exercise", time.monotonic())
+    run_for = min(args.run_seconds, max(0.0, deadline - time.monotonic() - 30))
+    times = [running.start + run_for * (i + 1) / (args.alerts + 1) + 1.5 for i in range(args.alerts)]
+    await issue_series(http, tokens, area, devices, running, times)
+    await asyncio.sleep(max(0.0, running.start + run_for - time.monotonic()))
+    running.end = time.monotonic()
+    results.phases.append(running)
+    state = await get_exercise(http, tokens["planner"], exercise_id)
+    results.notes.append(f"during the run: devices_online {state['devices_online']} at the end")
+    results.notes.append("exercise: " + await exercise_summary(http, tokens["planner"], exercise_id))
+    print(results.notes[-1], flush=True)
+
+    stopping = Phase("stop", time.monotonic())
+    response = await http.post(f"/api/v1/exercises/{exercise_id}/stop", headers=tokens["planner"])
+    stop_call = time.monotonic() - stopping.start
+    response.raise_for_status()
+    online_gone, sockets_gone, online, state_now = await wait_disconnected(
+        http, tokens["planner"], exercise_id, server.port, before_sockets, deadline
+    )
+    stopping.end = time.monotonic()
+    results.phases.append(stopping)
+
+    def seconds(value: float | None) -> str:
+        return f"{value:.2f} s" if value is not None else "not before the deadline"
+
+    via_sockets = seconds(sockets_gone) if args.transport != "in_process" else "n/a (in-process)"
+    results.notes.append(
+        f"stop call {stop_call * 1000:.0f} ms (state {state_now}); devices_online 0 after {seconds(online_gone)} "
+        f"(last {online}); exercise sockets gone after {via_sockets}"
+    )
+    print(results.notes[-1], flush=True)
+
+
+async def run(args: argparse.Namespace, server: Server, results: Results) -> None:
+    deadline = time.monotonic() + args.max_seconds - 15  # leave time to stop the server
+    area, connected_share = scenario_area()
+    target = int(ONLINE_SHARE * connected_share * args.devices)
+    for name, roles in (("planner", ["planner"]), ("operator", ["operator"]), ("approver", ["approver"])):
+        server.add_user(name, *roles)
+    server.start()
+    sampler = results.sampler = CpuSampler(server.pid)
+    async with httpx.AsyncClient(base_url=server.base, timeout=60) as http:
+        results.notes.append(f"server healthy after {await wait_healthy(http, server):.1f} s (pid {server.pid})")
+        sampler_task = asyncio.create_task(sampler.run())
+        tokens = {name: await sign_in(http, name) for name in ("planner", "operator", "approver")}
+        devices = PublicDevices()
+        try:
+            started = time.monotonic()
+            await devices.open(f"ws://127.0.0.1:{server.port}/ws/citizen", points_inside(area, args.public, args.rng))
+            results.notes.append(
+                f"{len(devices.connections)} public devices connected in {time.monotonic() - started:.1f} s"
+            )
+            print(results.notes[-1], flush=True)
+            gc.collect()
+            gc.freeze()  # the generator's own collections would show up as latency
+            baseline = Phase("baseline", time.monotonic())
+            await issue_series(
+                http, tokens, area, devices, baseline, [time.monotonic() + i for i in range(args.alerts)]
+            )
+            baseline.end = time.monotonic()
+            results.phases.append(baseline)
+            await run_exercise(args, http, tokens, area, devices, server, results, target, deadline)
+            still = sum(1 for c in devices.connections if c.close_code is None)
+            results.notes.append(f"public devices still connected at the end: {still}/{len(devices.connections)}")
+            ours = {a.alert_id for phase in results.phases for a in phase.alerts}
+            foreign = sum(len(v) for k, v in devices.receipts.items() if k not in ours)
+            results.notes.append(f"alert messages public devices got that were not our real alerts: {foreign}")
+        finally:
+            await devices.close()
+            sampler_task.cancel()
+
+
+def print_results(results: Results, sampler: CpuSampler) -> None:
+    print()
+    print(
+        "| phase | wall s | server CPU s | CPU % (avg / peak 1 s) | alerts | delivered | issue call p50 / max "
+        "| latency p50 | p99 | max |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for phase in results.phases:
+        wall = phase.end - phase.start
+        used, peak = sampler.between(phase.start, phase.end)
+        cells = [phase.name, f"{wall:.1f}", f"{used:.1f}", f"{100 * used / max(wall, 1e-9):.0f} / {100 * peak:.0f}"]
+        if phase.alerts:
+            latencies = [x for a in phase.alerts for x in a.latencies_ms]
+            calls = [a.issue_call_ms for a in phase.alerts]
+            expected = sum(a.expected for a in phase.alerts)
+            cells += [
+                str(len(phase.alerts)),
+                f"{len(latencies)}/{expected}",
+                f"{percentile(calls, 50):.0f} / {max(calls):.0f} ms",
+            ]
+            if latencies:
+                cells += [f"{percentile(latencies, q):.0f} ms" for q in (50, 99)] + [f"{max(latencies):.0f} ms"]
+            else:
+                cells += ["-", "-", "-"]
+        else:
+            cells += ["", "", "", "", "", ""]
+        print("| " + " | ".join(cells) + " |")
+    print()
+    for note in results.notes:
+        print(note)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--devices", type=int, default=2_000, help="synthetic citizens of the exercise (N)")
+    parser.add_argument("--public", type=int, default=200, help="public devices in the alert area (K)")
+    parser.add_argument("--alerts", type=int, default=5, help="real alerts per phase (M)")
+    parser.add_argument("--transport", choices=["auto", "in_process", "websocket"], default="auto")
+    parser.add_argument("--speed", type=float, default=60.0, help="scenario seconds per wall-clock second")
+    parser.add_argument("--run-seconds", type=float, default=120.0, help="how long the exercise runs (wall clock)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-seconds", type=float, default=300.0, help="bound on the whole run")
+    args = parser.parse_args()
+    if not 0 <= args.devices <= 15_000 or not 1 <= args.public <= 5_000 or not 1 <= args.alerts <= 50:
+        parser.error("--devices 0..15000, --public 1..5000, --alerts 1..50")
+    if not 60 <= args.max_seconds <= 600:
+        parser.error("--max-seconds 60..600")
+    args.rng = random.Random(args.seed)
+    raise_fd_limit()
+    server = Server(args)
+    results = Results()
+    print(
+        f"exercise load: {args.devices} synthetic devices ({args.transport}), {args.public} public devices, "
+        f"{args.alerts} real alerts per phase, speed {args.speed:g}; data dir {server.data_dir}",
+        flush=True,
+    )
+    try:
+        await asyncio.wait_for(run(args, server, results), args.max_seconds)
+    finally:
+        server.stop()
+        if results.sampler is not None:
+            print_results(results, results.sampler)
+        findings = server.log_findings()
+        print(f"\nserver log {server.log_path}: {len(findings)} warning/error lines")
+        for line in findings[:40]:
+            print("  " + line)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
