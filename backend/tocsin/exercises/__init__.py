@@ -1,2 +1,2 @@
-"""Exercises: the scenario library (`scenarios/`), and, to come, the scenario clock, synthetic citizens and
-after-action reports."""
+"""Exercises: the scenario library (`scenarios/`), exercises run from it on the real platform (scenario clock,
+injects, scripted actions, contingencies, synthetic citizens), their evaluation and after-action reports."""

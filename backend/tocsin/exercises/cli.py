@@ -374,6 +374,14 @@ def _control(verb: Verb, exercise_id: str, url: str, user: str | None, password:
         typer.echo(exercise_line(client.control(exercise_id, verb)))
 
 
+@app.command("start")
+def start(
+    exercise_id: IdArgument, url: UrlOption = DEFAULT_URL, user: UserOption = None, password: PasswordOption = None
+) -> None:
+    """Start the scenario clock of an exercise created with --no-start (its synthetic citizens are up already)."""
+    _control("start", exercise_id, url, user, password)
+
+
 @app.command("pause")
 def pause(
     exercise_id: IdArgument, url: UrlOption = DEFAULT_URL, user: UserOption = None, password: PasswordOption = None

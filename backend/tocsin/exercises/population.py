@@ -245,8 +245,6 @@ class Population:
             if report_id in device.queued_offline:
                 device.queued_offline.discard(report_id)
                 self.stats["queued_reports_resent"] += 1
-        elif kind == "welcome":
-            device.last_seq = max(device.last_seq or 0, int(message.get("seq") or 0))
         elif kind == "error" and message.get("code") == "exercise_ended":
             self.stopping = True
 

@@ -125,18 +125,18 @@ async def _alert_figures(session: AsyncSession, exercise: Exercise, alert: Alert
         )
     )
     delays = sorted(max(0.0, s - alert.seconds) for device, s in receipts if device in affected_ids)
+    # Answers of the synthetic devices that had the alert (participants' own phones are not in the rates).
+    had_it = select(ExerciseReceipt.device_id).where(ExerciseReceipt.alert_id == alert.alert_id)
     responses = (
         await session.execute(
             select(
                 func.count(AlertResponse.acknowledged_at),
                 func.count(AlertResponse.checkin),
                 func.count().filter(AlertResponse.checkin == "need_help"),
-            ).where(AlertResponse.alert_id == alert.alert_id)
+            ).where(AlertResponse.alert_id == alert.alert_id, AlertResponse.device_id.in_(had_it))
         )
     ).one()
-    reached_all = await session.scalar(
-        select(func.count()).select_from(ExerciseReceipt).where(ExerciseReceipt.alert_id == alert.alert_id)
-    )
+    reached_all = await session.scalar(select(func.count()).select_from(had_it.subquery()))
     affected = len(affected_ids)
     reached_total = int(reached_all or 0)
     return AlertFigures(

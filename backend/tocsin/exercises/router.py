@@ -118,7 +118,7 @@ async def _control(request: Request, session: SessionDep, user: User, exercise_i
 
 @router.post("/{exercise_id}/start", response_model=ExerciseOut)
 async def start(request: Request, session: SessionDep, user: Planner, exercise_id: str) -> ExerciseOut:
-    """Start the scenario clock at the exercise's speed; the synthetic citizens come up."""
+    """Start the scenario clock at the exercise's speed (its synthetic citizens came up when it was created)."""
     return await _control(request, session, user, exercise_id, "start")
 
 

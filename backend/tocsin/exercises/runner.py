@@ -2,7 +2,8 @@
 clock reaches them, brings up the synthetic citizens, and finishes the exercise at the end of the scenario.
 
 Each running exercise has one APScheduler job, at the wall time its next pending item falls due at the current speed;
-a pause, resume or speed change (the API bumps `clock_version` and wakes us over the bus; we also look every second)
+a pause, resume or speed change (the API bumps `clock_version` and wakes us over the bus; we also look every
+TOCSIN_SCHEDULER_INTERVAL_SECONDS)
 reschedules it. Firing is idempotent: an item is recorded on the timeline under its key once, so a restarted
 scheduler carries on where the last one stopped.
 """
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from tocsin.reports.writer import REPORTS_CHANNEL
 
 log = logging.getLogger(__name__)
 
+RETRY_SECONDS = 1.0
 RANK = {"inject": 0, "contingency": 1, "scripted": 2, "end": 3}
 
 
@@ -115,6 +118,8 @@ class LiveExercise:
             connect=connect,
             seed=row.seed,
         )
+        for name in self.population.stats:  # carry on counting after a restart of the scheduler
+            self.population.stats[name] = int(row.stats.get(name, 0))
         self.population.start()
 
     async def _note(self, title: str, key: str | None = None) -> None:
@@ -124,11 +129,13 @@ class LiveExercise:
                 await clock.record(session, row, key=key, kind="clock", title=title)
                 await session.commit()
 
-    def reschedule(self) -> None:
+    def reschedule(self, *, retry: bool = False) -> None:
         scheduler = self.runner.scheduler
         assert scheduler is not None
         pending = [item for item in self.items if item.key not in self.fired]
         when = self.clock.wall_time(pending[0].seconds) if pending else None
+        if retry and when is not None:
+            when = max(when, clock.now() + timedelta(seconds=RETRY_SECONDS))
         if when is None:
             try:
                 scheduler.remove_job(self.job_id)
@@ -147,12 +154,17 @@ class LiveExercise:
 
     async def fire_due(self) -> None:
         async with self.lock:
-            for item in self.items:
-                if item.key in self.fired:
-                    continue
-                if item.seconds > self.clock.seconds() + 1e-6 or not await self._fire(item):
-                    break
-                self.fired.add(item.key)
+            try:
+                for item in self.items:
+                    if item.key in self.fired:
+                        continue
+                    if item.seconds > self.clock.seconds() + 1e-6 or not await self._fire(item):
+                        break
+                    self.fired.add(item.key)
+            except Exception:  # the database failed us: try again shortly, from what is recorded
+                log.exception("exercise %s: firing failed; retrying", self.id)
+                self.reschedule(retry=True)
+                return
             self.reschedule()
 
     async def _fire(self, item: Item) -> bool:
@@ -360,11 +372,14 @@ class ExerciseRunner:
                 await live.close()
             return
         if live is None:
-            live = self.live[row.id] = LiveExercise(self, row)
+            live = LiveExercise(self, row)
             try:
                 await live.open(row)
-            except Exception:
+            except Exception:  # tried again at the next sync
                 log.exception("exercise %s: could not start", row.id)
+                await live.close()
+                return
+            self.live[row.id] = live
         elif live.clock.update(row):
             live.reschedule()
         try:

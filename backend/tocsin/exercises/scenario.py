@@ -61,7 +61,7 @@ class Objective(_Strict):
 class Role(_Strict):
     id: Literal["players", "controller", "evaluator"]
     description: Text
-    tocsin_roles: list[Literal["operator", "approver", "planner", "admin"]] = []
+    tocsin_roles: list[Literal["operator", "approver", "planner", "evaluator", "admin"]] = []
 
 
 class Area(_Strict):

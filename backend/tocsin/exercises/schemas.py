@@ -202,9 +202,9 @@ class AlertFigures(BaseModel):
     seconds_to_50: float | None = Field(description="scenario seconds until half of the affected had it")
     seconds_to_90: float | None
     acknowledged: int
-    ack_rate: float | None = Field(description="acknowledged / reached")
+    ack_rate: float | None = Field(description="synthetic devices that acknowledged / synthetic devices reached")
     checked_in: int
-    checkin_rate: float | None = Field(description="checked in / reached")
+    checkin_rate: float | None = Field(description="synthetic devices that checked in / synthetic devices reached")
     need_help: int
     reach_curve: list[ReachPoint]
 
@@ -214,7 +214,9 @@ class ReportFigures(BaseModel):
     triaged: int = Field(description="reports whose status players changed from new")
     by_category: dict[str, int]
     by_status: dict[str, int]
-    median_minutes_to_triage: float | None = Field(description="scenario minutes from received to first status")
+    median_minutes_to_triage: float | None = Field(
+        description="scenario minutes from received to the current status (wall time x the exercise's speed)"
+    )
 
 
 class ExpectedActionOut(BaseModel):
@@ -274,7 +276,9 @@ class PopulationFigures(BaseModel):
     by_area: dict[str, int]
     by_language: dict[str, int]
     vulnerable: int
-    lost_connection: int = Field(description="devices that lost their connection in an infrastructure failure")
+    lost_connection: int = Field(
+        description="connections lost in infrastructure failures (a device cut twice counts twice)"
+    )
     queued_reports_resent: int = Field(description="reports queued while offline and acknowledged after reconnecting")
 
 
