@@ -192,7 +192,9 @@ async def _check_exercise(session: AsyncSession, *, status: str, exercise_id: st
         return None
     if status != Status.exercise:
         raise InvalidInput("only an alert with status Exercise belongs to an exercise", field="exercise_id")
-    exercise = await session.get(Exercise, exercise_id)
+    # FOR SHARE on PostgreSQL: a stop waits for this transaction, and then ends what it issued.
+    statement = select(Exercise).where(Exercise.id == exercise_id).with_for_update(read=True)
+    exercise = (await session.execute(statement)).scalar_one_or_none()
     if exercise is None:
         raise InvalidInput(f"no exercise '{exercise_id}'", field="exercise_id")
     if exercise.state in ("stopped", "finished"):
@@ -348,6 +350,7 @@ async def issue(
         raise Conflict(
             "the alert this message follows is no longer active (updated, cancelled or expired)", code="not_active"
         )
+    await _check_exercise(session, status=alert.status, exercise_id=alert.exercise_id)
     now = utcnow()
     if at is not None and at.astimezone(UTC) > now:
         alert.state = AlertState.scheduled.value
@@ -492,10 +495,18 @@ async def issue_due(session: AsyncSession, *, now: datetime | None = None) -> li
         alert = await _get(session, candidate.id, for_update=True)  # a discard may have won the race: check again
         if alert.state != AlertState.scheduled:
             continue
+        reason = None
         if not await _follows_an_active_alert(session, alert):
+            reason = "the alert it follows ended before its scheduled time"
+        else:
+            try:
+                await _check_exercise(session, status=alert.status, exercise_id=alert.exercise_id)
+            except (InvalidInput, Conflict) as refused:  # its exercise ended: this one goes, the others go on
+                reason = refused.message
+        if reason is not None:
             alert.state = AlertState.discarded.value
             alert.updated_at = now
-            detail = {"reason": "the alert it follows ended before its scheduled time"}
+            detail = {"reason": reason}
             await audit.record(session, actor=None, action="discard", alert_id=alert.id, detail=detail, at=now)
             continue
         issuer = None if alert.issued_by_id is None else await session.get(User, alert.issued_by_id)

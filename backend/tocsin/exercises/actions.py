@@ -18,7 +18,7 @@ from tocsin.alerts.service import AlertEventOut
 from tocsin.config import Settings
 from tocsin.errors import AppError
 from tocsin.exercises.scenario import Scenario, ScriptedAction
-from tocsin.models import Alert, Exercise, Report, User
+from tocsin.models import Alert, AlertArea, Exercise, Report, User
 from tocsin.reports import service as reports
 from tocsin.reports.schemas import ReportStatus, StatusChange
 
@@ -67,7 +67,11 @@ async def issue_from_template(
     return await alerts.issue(session, alert_id=alert.id, issuer=actor)
 
 
-async def _latest_active(session: AsyncSession, exercise: Exercise, template: str | None) -> Alert:
+async def _latest_active(
+    session: AsyncSession, exercise: Exercise, template: str | None, area_name: str | None
+) -> Alert:
+    """The exercise alert an update or cancel speaks for: the newest active one over the action's area (and from its
+    template), else the newest from the template, else the newest."""
     statement = (
         select(Alert)
         .where(
@@ -78,24 +82,56 @@ async def _latest_active(session: AsyncSession, exercise: Exercise, template: st
         .order_by(Alert.issued_at.desc())
     )
     found = list((await session.execute(statement)).scalars())
-    preferred = [a for a in found if template is not None and a.template_id == template]
-    if not (preferred or found):
-        raise ActionFailed("no active exercise alert to follow up")
-    return (preferred or found)[0]
+    over_area: set[Any] = set()
+    if area_name is not None and found:
+        rows = await session.execute(
+            select(AlertArea.alert_id).where(
+                AlertArea.alert_id.in_([a.id for a in found]), AlertArea.area_desc == area_name
+            )
+        )
+        over_area = set(rows.scalars())
+    for candidates in (
+        [a for a in found if a.id in over_area and (template is None or a.template_id == template)],
+        [a for a in found if a.id in over_area],
+        [a for a in found if template is not None and a.template_id == template],
+        found,
+    ):
+        if candidates:
+            return candidates[0]
+    raise ActionFailed("no active exercise alert to follow up")
 
 
 async def follow_up(
     session: AsyncSession,
     *,
     exercise: Exercise,
+    scenario: Scenario,
     action: ScriptedAction,
     actor: User,
     settings: Settings,
+    templates_dir: Path,
 ) -> tuple[Alert, list[AlertEventOut]]:
-    earlier = await _latest_active(session, exercise, action.template)
+    area = next((a for a in scenario.areas if a.id == action.area), None)
+    earlier = await _latest_active(session, exercise, action.template, area.name if area else None)
     kind: Literal["update", "cancel"] = "update" if action.kind == "update_alert" else "cancel"
+    body = FollowUpIn(note=action.note)
+    if kind == "update" and action.template is not None and action.variables:  # new texts from the template
+        template = templates.get_template(templates_dir, action.template)
+        areas = (earlier.content.get("info") or [{}])[0].get("area") or []
+        request = FromTemplateIn(
+            template=template.id,
+            languages=_languages(action, scenario, list(template.texts)),
+            variables=action.variables,
+            area=Area.model_validate(areas[0]) if areas else Area(areaDesc=earlier.identifier),
+            status=Status.exercise,
+            exercise_id=exercise.id,
+        )
+        draft_in = templates.draft_from_template(
+            template, request, sender_name=settings.cap_sender_name, now_plus=lambda delta: alerts.utcnow() + delta
+        )
+        body = FollowUpIn(info=draft_in.info, note=action.note)
     draft = await alerts.start_follow_up(
-        session, alert_id=earlier.id, kind=kind, body=FollowUpIn(note=action.note), author=actor, settings=settings
+        session, alert_id=earlier.id, kind=kind, body=body, author=actor, settings=settings
     )
     await alerts.approve(session, alert_id=draft.id, approver=actor)
     return await alerts.issue(session, alert_id=draft.id, issuer=actor)
@@ -142,7 +178,15 @@ async def perform(
             )
             return f"issued {action.template} over {action.area}", events, [], alert.id
         if action.kind in ("update_alert", "cancel_alert"):
-            alert, events = await follow_up(session, exercise=exercise, action=action, actor=actor, settings=settings)
+            alert, events = await follow_up(
+                session,
+                exercise=exercise,
+                scenario=scenario,
+                action=action,
+                actor=actor,
+                settings=settings,
+                templates_dir=templates_dir,
+            )
             return f"{alert.msg_type} of {alert.references_alert_id}", events, [], alert.id
         if action.kind == "triage_reports":
             changed = await triage(session, exercise=exercise, actor=actor)
@@ -150,3 +194,5 @@ async def perform(
         return action.note or "responded", [], [], None
     except AppError as exc:
         raise ActionFailed(f"{exc.message}" + (f" ({exc.field})" if exc.field else "")) from None
+    except ValueError as exc:  # a scenario value the alert schemas refuse (pydantic's ValidationError is one)
+        raise ActionFailed(str(exc).splitlines()[0]) from None

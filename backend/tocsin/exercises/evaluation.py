@@ -27,6 +27,7 @@ class AlertDone:
     msg_type: str
     seconds: float
     headline: str
+    event: str
     geometry: BaseGeometry | None
 
 
@@ -56,11 +57,7 @@ class Evidence:
         for alert in self.alerts:
             if alert.msg_type != wanted or alert.seconds < after:
                 continue
-            if (
-                wanted == "Alert"
-                and area is not None
-                and (alert.geometry is None or not alert.geometry.intersects(area))
-            ):
+            if area is not None and not covers_part_of(alert.geometry, area):
                 continue
             found.append((alert.seconds, "alert"))
         return min(found) if found else None
@@ -97,6 +94,7 @@ async def gather(session: AsyncSession, *, exercise_id: str) -> Evidence:
                     msg_type=alert.msg_type,
                     seconds=alert_events[alert.id].scenario_seconds,
                     headline=str(info.get("headline") or info.get("event") or alert.msg_type),
+                    event=str(info.get("event") or ""),
                     geometry=areas.get(alert.id),
                 )
             )

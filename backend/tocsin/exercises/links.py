@@ -38,7 +38,8 @@ class MemorySocket:
     def __init__(self) -> None:
         self.inbox: asyncio.Queue[str | None] = asyncio.Queue()  # device -> server
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue()  # server -> device
-        self.client = SimpleNamespace(host="exercise")
+        self.client = SimpleNamespace(host="in-process")
+        self.in_process = True  # CitizenSession: no per-address limits for in-process links
         self.closed = False
 
     async def accept(self) -> None:
@@ -65,6 +66,7 @@ class MemoryLink:
     def __init__(self, realtime: Realtime) -> None:
         self.socket = MemorySocket()
         self.session = asyncio.create_task(CitizenSession(self.socket, realtime).run())  # type: ignore[arg-type]
+        self.session.add_done_callback(lambda _: self.socket.outbox.put_nowait(None))  # however the session ended
 
     async def send(self, text: str) -> None:
         if self.socket.closed:

@@ -17,7 +17,7 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,12 @@ from tocsin.exercises.scenario import Failure, ReportWave, Scenario, minutes
 
 log = logging.getLogger(__name__)
 
-RECONNECT_WALL_SECONDS = 0.5
+RECONNECT_WALL_SECONDS = (0.5, 5.0)  # first wait, longest wait (doubling, with jitter)
+CONNECT_STAGGER_SECONDS = 0.002  # between devices coming up: 2,000 devices over four seconds
+RESEND_WALL_SECONDS = 2.0  # after `rate_limited` or `unavailable` for a report
+MAX_SAMPLING_ROUNDS = 50
+# Refusals that will not change by trying again: the device gives up.
+FINAL_REFUSALS = frozenset({"exercise_ended", "exercise_unknown", "exercise_required", "device_in_use"})
 MOVER_SHARE = 0.1  # commuters: move to another area once during the exercise
 # What a failure of a service makes people report, and the share of those affected who do.
 FAILURE_REPORTS = {
@@ -87,11 +92,15 @@ def random_points(shape: BaseGeometry, count: int, rng: random.Random) -> list[t
     min_x, min_y, max_x, max_y = shape.bounds
     points: list[tuple[float, float]] = []
     generator = np.random.default_rng(rng.randrange(2**32))
-    while len(points) < count:
+    for _ in range(MAX_SAMPLING_ROUNDS):  # a sliver of a polygon must not hold the event loop
+        if len(points) >= count:
+            break
         xs = generator.uniform(min_x, max_x, max(64, count * 2))
         ys = generator.uniform(min_y, max_y, max(64, count * 2))
         inside = shapely.contains_xy(shape, xs, ys)
         points.extend(zip(xs[inside].tolist(), ys[inside].tolist(), strict=True))
+    inside = shape.representative_point()
+    points += [(inside.x, inside.y)] * (count - len(points))
     return points[:count]
 
 
@@ -113,7 +122,7 @@ def build_devices(scenario: Scenario, *, exercise_id: str, count: int, seed: int
     per_area = _weighted_counts(count, [(s.area, s.share) for s in population.distribution])
     languages = [(language.lang, language.share) for language in population.languages]
     devices: list[SyntheticDevice] = []
-    prefix = exercise_id[:48]
+    prefix = exercise_id  # at most 55 characters: the device ids stay within 64 and differ between exercises
     for area, area_count in per_area.items():
         for point in random_points(shapes[area], area_count, rng):
             lang = rng.choices([lang for lang, _ in languages], weights=[share for _, share in languages])[0]
@@ -163,10 +172,10 @@ class Population:
     # ---- lifecycle --------------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        for device in self.devices:
+        for index, device in enumerate(self.devices):
             if device.connected:
                 device.back_online.set()
-                self._spawn(self._live(device))
+                self._spawn(self._live(device, delay=index * CONNECT_STAGGER_SECONDS))
         movers = [d for d in self.devices if d.connected and self.rng.random() < MOVER_SHARE]
         end = minutes(self.scenario.duration) * 60
         for device in movers:
@@ -179,7 +188,10 @@ class Population:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await asyncio.gather(*(d.link.close() for d in self.devices if d.link is not None), return_exceptions=True)
 
-    def _spawn(self, work: Awaitable[None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        if self.stopping:
+            work.close()
+            return
         task: asyncio.Task[None] = asyncio.ensure_future(work)
         self.tasks.add(task)
         task.add_done_callback(self._done)
@@ -204,8 +216,10 @@ class Population:
             hello["last_seq"] = device.last_seq
         return json.dumps(hello)
 
-    async def _live(self, device: SyntheticDevice) -> None:
-        while not self.stopping:
+    async def _live(self, device: SyntheticDevice, delay: float = 0.0) -> None:
+        await asyncio.sleep(delay)
+        wait = RECONNECT_WALL_SECONDS[0]
+        while not self.stopping and device.connected:
             await device.back_online.wait()
             try:
                 device.link = await self.connect()
@@ -215,13 +229,15 @@ class Population:
                     await device.link.send(text)
                 while True:
                     self._on_message(device, json.loads(await device.link.recv()))
+                    wait = RECONNECT_WALL_SECONDS[0]
             except (LinkClosed, OSError):
                 pass
             finally:
                 device.online = False
             if device.cut_off:
                 continue  # waits for back_online
-            await asyncio.sleep(RECONNECT_WALL_SECONDS)
+            await asyncio.sleep(wait * self.rng.uniform(0.5, 1.5))
+            wait = min(wait * 2, RECONNECT_WALL_SECONDS[1])
 
     async def _send(self, device: SyntheticDevice, message: dict[str, Any]) -> bool:
         if not device.online or device.link is None:
@@ -245,8 +261,22 @@ class Population:
             if report_id in device.queued_offline:
                 device.queued_offline.discard(report_id)
                 self.stats["queued_reports_resent"] += 1
-        elif kind == "error" and message.get("code") == "exercise_ended":
-            self.stopping = True
+        elif kind == "error":
+            self._on_error(device, message)
+
+    def _on_error(self, device: SyntheticDevice, message: dict[str, Any]) -> None:
+        code, message_id = message.get("code"), message.get("id")
+        if code in FINAL_REFUSALS:
+            device.connected = False  # its loop ends; the link closes from the server's side
+        elif code in ("rate_limited", "unavailable") and message_id in device.pending:
+            self._spawn(self._resend(device, str(message_id)))
+
+    async def _resend(self, device: SyntheticDevice, report_id: str) -> None:
+        await asyncio.sleep(RESEND_WALL_SECONDS * self.rng.uniform(0.5, 1.5))
+        text = device.pending.get(report_id)
+        if text is not None and device.online and device.link is not None:
+            with contextlib.suppress(LinkClosed, OSError):
+                await device.link.send(text)
 
     # ---- behaviour ------------------------------------------------------------------------------------------------
 

@@ -142,7 +142,7 @@ async def _alert_figures(session: AsyncSession, exercise: Exercise, alert: Alert
     return AlertFigures(
         alert_id=alert.alert_id,
         headline=alert.headline,
-        event=alert.headline,
+        event=alert.event,
         msg_type=alert.msg_type,
         issued_seconds=round(alert.seconds, 1),
         affected=affected,

@@ -155,7 +155,7 @@ async def set_speed(
 
 @router.get("/{exercise_id}/timeline", response_model=TimelineOut)
 async def get_timeline(
-    session: SessionDep, user: Staff, exercise_id: str, after: Annotated[int, Query(ge=0)] = 0
+    session: SessionDep, user: Staff, exercise_id: str, after: Annotated[int, Query(ge=0, le=2**62)] = 0
 ) -> TimelineOut:
     """Timeline entries after the cursor `after`; follow it by passing `next` back. Players see the injects that go
     to players; planners and evaluators see all."""

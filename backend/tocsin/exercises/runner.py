@@ -202,7 +202,6 @@ class LiveExercise:
                 number=inject.number,
                 to=inject.to,
                 objectives=inject.objectives,
-                at=self.clock.wall_time(item.seconds) or clock.now(),
             )
             await session.commit()
         if written:
@@ -227,7 +226,9 @@ class LiveExercise:
         runner = self.runner
         title = action.kind.replace("_", " ").capitalize()
         async with runner.database.sessions() as session:
-            row = await service.get_exercise(session, exercise_id=self.id)
+            row = await service.get_exercise(session, exercise_id=self.id, for_update=True)
+            if row.state != ExerciseState.running:  # stopped or paused since: a stop wins
+                return
             actor = (await session.execute(select(User).where(User.username == row.created_by))).scalar_one_or_none()
             try:
                 if actor is None:
@@ -270,6 +271,14 @@ class LiveExercise:
         if self.population is None:
             return
         receipts, self.population.receipts = self.population.receipts, []
+        try:
+            await self._write(receipts)
+        except Exception:
+            self.population.receipts[:0] = receipts  # kept for the next flush
+            raise
+
+    async def _write(self, receipts: list[Any]) -> None:
+        assert self.population is not None
         async with self.runner.database.sessions() as session:
             values = [
                 {
@@ -329,9 +338,10 @@ class ExerciseRunner:
         """How this exercise's devices connect, or None if they cannot."""
         url = self.settings.exercise_citizen_url
         realtime = self.realtime
+        small = row.devices <= self.settings.exercise_in_process_max
         in_process = realtime is not None and (
-            row.transport == Transport.in_process
-            or (row.transport == Transport.auto and (row.devices <= self.settings.exercise_in_process_max or not url))
+            (row.transport == Transport.in_process and (small or not url))
+            or (row.transport == Transport.auto and small)
         )
         if in_process and realtime is not None:
 
@@ -380,8 +390,10 @@ class ExerciseRunner:
                 await live.close()
                 return
             self.live[row.id] = live
-        elif live.clock.update(row):
-            live.reschedule()
+        elif live.clock.update(row) or (
+            live.clock.running and self.scheduler is not None and self.scheduler.get_job(live.job_id) is None
+        ):
+            live.reschedule()  # the clock changed, or a job went missing: never leave a running exercise idle
         try:
             await live.flush()
         except Exception:

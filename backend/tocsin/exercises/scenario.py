@@ -42,7 +42,7 @@ def minutes(offset: str) -> int:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Place(_Strict):
@@ -65,7 +65,7 @@ class Role(_Strict):
 
 
 class Area(_Strict):
-    id: Annotated[str, Field(pattern=ID)]
+    id: Annotated[str, Field(max_length=64, pattern=ID)]
     name: Name
     kind: Literal[
         "flood_zone",
@@ -193,7 +193,7 @@ class ScriptedAction(_Strict):
 
 
 class Scenario(_Strict):
-    id: Annotated[str, Field(pattern=ID)]
+    id: Annotated[str, Field(max_length=48, pattern=ID)]
     title: Name
     hazard: Name
     place: Place

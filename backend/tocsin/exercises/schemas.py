@@ -60,7 +60,7 @@ class ExerciseIn(_In):
     devices: Annotated[int, Field(ge=0, le=100_000)] | None = Field(
         default=None, description="synthetic devices to bring up (default: the scenario's population, capped)"
     )
-    seed: Annotated[int, Field(ge=0, le=2**31)] | None = None
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
     transport: Transport = Transport.auto
     start: bool = Field(default=False, description="start the clock at once")
 

@@ -3,11 +3,13 @@ record the evaluation. The scheduler process runs what the clock makes due (runn
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +45,7 @@ from tocsin.models import (
     User,
 )
 
+log = logging.getLogger(__name__)
 INJECT_KINDS = (TimelineKind.inject.value, TimelineKind.contingency.value)
 
 
@@ -55,9 +58,14 @@ def scenarios_dir(settings: Settings) -> Path:
 
 
 def library(directory: Path) -> dict[str, Scenario]:
-    if not directory.is_dir():
-        return {}
-    return {path.stem: load_scenario(path) for path in sorted(directory.glob("*.yaml"))}
+    """The scenarios of the library; a file that does not load is left out and logged (a test keeps them valid)."""
+    found: dict[str, Scenario] = {}
+    for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
+        try:
+            found[path.stem] = load_scenario(path)
+        except (ValueError, OSError, yaml.YAMLError) as exc:
+            log.error("scenario %s does not load: %s", path.name, str(exc).splitlines()[0])
+    return found
 
 
 def summary(scenario: Scenario) -> ScenarioSummary:
@@ -102,6 +110,12 @@ async def create_exercise(
     if devices > settings.exercise_max_devices:
         raise InvalidInput(
             f"at most {settings.exercise_max_devices} synthetic devices (TOCSIN_EXERCISE_MAX_DEVICES)", field="devices"
+        )
+    if devices > settings.exercise_in_process_max and not settings.exercise_citizen_url:
+        raise InvalidInput(
+            f"more than {settings.exercise_in_process_max} synthetic devices connect over WebSockets: set "
+            "TOCSIN_EXERCISE_CITIZEN_URL (or fewer devices)",
+            field="devices",
         )
     if devices and settings.mode is Mode.production and not settings.exercise_citizen_url:
         raise InvalidInput(

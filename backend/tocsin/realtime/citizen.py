@@ -280,10 +280,14 @@ class CitizenSession:
             await self.send(protocol.error("internal", "the server could not handle this message; resend later"))
 
     def _ip_allows(self, limiter: Limiter) -> bool:
-        """Per-address limits guard the public; an exercise's synthetic citizens (admitted by its join token) share one
-        address by design, so they keep only their per-device limits."""
+        """Per-address limits guard the public. An exercise's synthetic citizens share one address by design: in-process
+        they are exempt (nobody outside the server can be one); over WebSockets each exercise gets the per-address
+        budget of its own, so a join token cannot eat into the public's."""
         assert self.client is not None
-        return self.client.device.exercise_id is not None or limiter.allow(self.ip)
+        if getattr(self.websocket, "in_process", False):  # set by the socket object, not by anything a client sends
+            return True
+        exercise = self.client.device.exercise_id
+        return limiter.allow(self.ip if exercise is None else f"{self.ip} {exercise}")
 
     async def _violation(self, violation: ProtocolViolation, *, count: bool = True) -> None:
         await self.send(violation.body)

@@ -97,7 +97,8 @@ class Realtime:
         if message.get("type") == "report_batch":
             if self.operators.queues:
                 for report in message["reports"]:
-                    self.operators.broadcast({"type": "report_new", "report": report})
+                    if report.get("exercise_id") is None:  # exercise reports: GET /api/v1/reports?exercise_id=
+                        self.operators.broadcast({"type": "report_new", "report": report})
             return
         if message.get("type") == "report_status" and message.get("device_id"):
             own = {k: message[k] for k in ("report_id", "client_id", "status", "at")}

@@ -25,6 +25,10 @@ def _exercise_fk(table: str) -> sa.ForeignKeyConstraint:
 
 
 def upgrade() -> None:
+    # Before this revision exercise_id was free text that named nothing; from here on it names a row of `exercises`
+    # and only Exercise alerts carry one. Devices that claimed one become ordinary devices.
+    op.execute("UPDATE alerts SET exercise_id = NULL WHERE exercise_id IS NOT NULL")
+    op.execute("UPDATE devices SET exercise_id = NULL WHERE exercise_id IS NOT NULL")
     op.create_table(
         "exercises",
         sa.Column("id", sa.String(64), nullable=False),
