@@ -34,7 +34,7 @@ async def test_pause_resume_and_speed(live: LiveServer) -> None:
     paused = await live.client.post(f"/api/v1/exercises/{exercise_id}/pause", headers=headers)
     assert paused.json()["state"] == "paused"
     frozen = paused.json()["scenario_seconds"]
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(1.2)  # longer than the timeline's settling second
     still = (await live.client.get(f"/api/v1/exercises/{exercise_id}", headers=headers)).json()
     assert still["scenario_seconds"] == frozen
     assert _fired(await timeline(live, exercise_id, headers)) == [1]

@@ -32,13 +32,13 @@ class UserCreate(BaseModel):
 
     username: Username
     password: Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)]
-    roles: Annotated[list[Role], Field(min_length=1, max_length=5)]
+    roles: Annotated[list[Role], Field(min_length=1, max_length=len(Role))]
 
 
 class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    roles: Annotated[list[Role], Field(min_length=1, max_length=5)] | None = None
+    roles: Annotated[list[Role], Field(min_length=1, max_length=len(Role))] | None = None
     is_active: bool | None = None
     password: Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)] | None = None
 

@@ -382,6 +382,7 @@ class Population:
 
     async def _restore(self, devices: list[SyntheticDevice], at: float) -> None:
         await self.clock.sleep_until(at)
-        for device in devices:
+        for device in devices:  # not all in the same millisecond: a network comes back cell by cell
             device.cut_off = False
             device.back_online.set()
+            await asyncio.sleep(CONNECT_STAGGER_SECONDS)

@@ -12,9 +12,10 @@ from tocsin.auth.schemas import Role
 from tocsin.auth.service import has_role
 from tocsin.bus import ALERTS_CHANNEL, EXERCISES_CHANNEL
 from tocsin.db import SessionDep
-from tocsin.exercises import report, service
+from tocsin.exercises import clock, report, service
 from tocsin.exercises.report_html import render_report_html
 from tocsin.exercises.schemas import (
+    ENDED_STATES,
     ActionIn,
     AfterActionReport,
     ExerciseIn,
@@ -159,9 +160,11 @@ async def get_timeline(
 ) -> TimelineOut:
     """Timeline entries after the cursor `after`; follow it by passing `next` back. Players see the injects that go
     to players; planners and evaluators see all."""
-    await service.get_exercise(session, exercise_id=exercise_id)
+    exercise = await service.get_exercise(session, exercise_id=exercise_id)
     roles = None if has_role(user, *CONTROL_ROLES) else {"players"}
-    page = await service.timeline(session, exercise_id=exercise_id, after=after, roles=roles)
+    # While the exercise runs, the newest second waits (see service.timeline); once it ended, everything is there.
+    settled = None if exercise.state in ENDED_STATES else clock.now() - service.SETTLE
+    page = await service.timeline(session, exercise_id=exercise_id, after=after, roles=roles, settled_before=settled)
     return TimelineOut(entries=page.entries, next=page.next)
 
 

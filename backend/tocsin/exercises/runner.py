@@ -33,7 +33,7 @@ from tocsin.exercises.links import Link, LinkClosed, MemoryLink, WebSocketLink
 from tocsin.exercises.population import Population, build_devices
 from tocsin.exercises.scenario import Inject, Scenario, minutes
 from tocsin.exercises.schemas import ACTIVE_STATES, ExerciseState, Transport
-from tocsin.models import Exercise, ExerciseDevice, ExerciseEvent, ExerciseReceipt, User
+from tocsin.models import Device, Exercise, ExerciseDevice, ExerciseEvent, ExerciseReceipt, User
 from tocsin.realtime.runtime import Realtime
 from tocsin.reports.writer import REPORTS_CHANNEL
 
@@ -101,9 +101,26 @@ class LiveExercise:
                 }
                 for d in devices
             ]
+            at = clock.now()
+            # Their device rows too, in bulk: each hello is then a read, not one more write per device.
+            rows = [
+                {
+                    "id": d.device_id,
+                    "places": [],
+                    "languages": [d.lang],
+                    "categories": [],
+                    "min_severity": "Unknown",
+                    "exercise_id": row.id,
+                    "created_at": at,
+                    "last_seen_at": at,
+                }
+                for d in devices
+            ]
+            dialect = session.get_bind().dialect.name
             for start in range(0, len(values), 1_000):
-                statement = backend.insert_ignoring_duplicates(ExerciseDevice, session.get_bind().dialect.name)
+                statement = backend.insert_ignoring_duplicates(ExerciseDevice, dialect)
                 await session.execute(statement, values[start : start + 1_000])
+                await session.execute(backend.insert_ignoring_duplicates(Device, dialect), rows[start : start + 1_000])
             await session.commit()
         connect = self.runner.connector(row)
         if connect is None:

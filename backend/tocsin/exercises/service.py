@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from tocsin.models import (
 )
 
 log = logging.getLogger(__name__)
+SETTLE = timedelta(seconds=1)  # longer than any transaction that writes a timeline entry
 INJECT_KINDS = (TimelineKind.inject.value, TimelineKind.contingency.value)
 
 
@@ -387,18 +389,24 @@ def timeline_entry(row: ExerciseEvent) -> TimelineEntry:
 
 
 async def timeline(
-    session: AsyncSession, *, exercise_id: str, after: int = 0, roles: set[str] | None = None, limit: int = 1_000
+    session: AsyncSession,
+    *,
+    exercise_id: str,
+    after: int = 0,
+    roles: set[str] | None = None,
+    settled_before: datetime | None = None,
+    limit: int = 1_000,
 ) -> TimelinePage:
     """Entries after the cursor, in order. `roles`: the exercise roles the reader holds; injects addressed to another
-    role are left out (players do not see what goes to the controller or the evaluators)."""
-    rows = (
-        await session.execute(
-            select(ExerciseEvent)
-            .where(ExerciseEvent.exercise_id == exercise_id, ExerciseEvent.id > after)
-            .order_by(ExerciseEvent.id)
-            .limit(limit)
-        )
-    ).scalars()
+    role are left out (players do not see what goes to the controller or the evaluators).
+
+    Ids are handed out when a row is written but become visible when its transaction commits, so on PostgreSQL a
+    lower id can appear after a higher one (an alert's entry commits with the alert). With `settled_before`, only
+    entries written before it are returned, so a follower's cursor never passes an id that is still to appear."""
+    statement = select(ExerciseEvent).where(ExerciseEvent.exercise_id == exercise_id, ExerciseEvent.id > after)
+    if settled_before is not None:
+        statement = statement.where(ExerciseEvent.at < settled_before)
+    rows = (await session.execute(statement.order_by(ExerciseEvent.id).limit(limit))).scalars()
     entries: list[TimelineEntry] = []
     last = after
     for row in rows:
