@@ -4,17 +4,19 @@
 
 Starts Tocsin (embedded mode, one worker, scheduler in the process, a fresh data dir) on loopback and connects K
 public devices (real WebSockets, from this process) inside Borgo Durbecco, an area of the romagna-river-flood
-scenario. Then, in three phases:
+scenario. Then, phase by phase:
 
 1. baseline: M Actual alerts over that area (drafted, approved by a second person, issued), one after another;
-2. exercise: an exercise of that scenario with N synthetic citizens (in-process or over WebSockets); once ~90 % of
-   its connected share is online it starts, and while its injects, report waves, failures and scripted alerts fire,
-   the same M Actual alerts go out again;
-3. stop: the exercise is stopped, timed until none of its devices is connected.
+2. population: an exercise of that scenario with N synthetic citizens (in-process or over WebSockets) is created;
+   timed until ~90 % of its connected share is online; two real alerts go out while they come up;
+3. exercise: the exercise runs (injects, report waves, failures, scripted alerts and the citizens' answers) and the
+   same M Actual alerts go out again, spread over the run;
+4. stop: the exercise is stopped, timed until none of its devices is connected; two real alerts go out meanwhile.
 
 For each real alert, latency runs from the moment the `issue` call returns to each public device's receipt (a device
-can have it before the call returns: fan-out starts at commit). Prints the figures, the server's CPU time per phase
-and any warnings or errors of the server log. Loopback only; bounded in count and time (--max-seconds).
+can have it before the call returns: fan-out starts at commit); the time the operator's calls took (draft + approve,
+issue) is printed too. Prints the figures, the server's CPU time per phase (/proc) and the server log's warnings and
+errors. Loopback only; bounded in count and time (--max-seconds); the server is terminated in every case.
 """
 
 from __future__ import annotations
@@ -82,14 +84,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def server_sockets(port: int) -> int:
-    """Established TCP connections whose local end is the server's port (the server's side of each socket)."""
+def loopback_sockets(pid: int, port: int) -> int:
+    """Established connections to `port` opened by process `pid` itself: the synthetic citizens that the server's
+    exercise runner connects over WebSockets to its own /ws/citizen (their client ends belong to the server)."""
+    inodes: set[str] = set()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(entry.path)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
     count = 0
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):
             for line in Path(table).read_text().splitlines()[1:]:
                 parts = line.split()
-                if parts[3] == "01" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                if parts[3] == "01" and int(parts[2].rsplit(":", 1)[1], 16) == port and parts[9] in inodes:
                     count += 1
     return count
 
@@ -209,7 +219,6 @@ class PublicDevices:
 
     connections: list[ClientConnection] = field(default_factory=list)
     receipts: dict[str, list[float]] = field(default_factory=dict)
-    closed: list[int | None] = field(default_factory=list)
     listeners: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def open(self, url: str, points: list[tuple[float, float]]) -> None:
@@ -242,7 +251,6 @@ class PublicDevices:
                     self.receipts.setdefault(str(message["alert_id"]), []).append(at)
         except ConnectionClosed:
             pass
-        self.closed.append(connection.close_code)
 
     async def wait_for(self, alert_id: str, timeout: float) -> list[float]:
         deadline = time.monotonic() + timeout
@@ -263,6 +271,7 @@ class PublicDevices:
 class AlertRun:
     label: str
     alert_id: str
+    prepare_ms: float  # drafting and approval
     issue_call_ms: float
     latencies_ms: list[float]  # from the issue call returning to each receipt
     expected: int
@@ -291,6 +300,7 @@ def alert_body(area: dict[str, Any], headline: str) -> dict[str, Any]:
 async def issue_real_alert(
     http: httpx.AsyncClient, tokens: dict[str, dict[str, str]], area: dict[str, Any], devices: PublicDevices, label: str
 ) -> AlertRun:
+    drafted = time.monotonic()
     draft = await http.post("/api/v1/alerts", json=alert_body(area, label), headers=tokens["operator"])
     draft.raise_for_status()
     alert_id = str(draft.json()["id"])
@@ -301,16 +311,22 @@ async def issue_real_alert(
     response.raise_for_status()
     received = await devices.wait_for(alert_id, RECEIPT_TIMEOUT_SECONDS)
     return AlertRun(
-        label, alert_id, (returned - sent) * 1000, [(t - returned) * 1000 for t in received], len(devices.connections)
+        label,
+        alert_id,
+        (sent - drafted) * 1000,
+        (returned - sent) * 1000,
+        [(t - returned) * 1000 for t in received],
+        len(devices.connections),
     )
 
 
 def alert_line(run: AlertRun) -> str:
     lat = run.latencies_ms
+    head = f"  {run.label:<12} draft+approve {run.prepare_ms:7.1f} ms  issue call {run.issue_call_ms:7.1f} ms"
     if not lat:
-        return f"  {run.label:<11} issue call {run.issue_call_ms:7.1f} ms   delivered 0/{run.expected}"
+        return f"{head}   delivered 0/{run.expected}"
     return (
-        f"  {run.label:<11} issue call {run.issue_call_ms:7.1f} ms   delivered {len(lat)}/{run.expected}   "
+        f"{head}   delivered {len(lat)}/{run.expected}   "
         f"p50 {percentile(lat, 50):7.1f} ms  p99 {percentile(lat, 99):7.1f} ms  max {max(lat):7.1f} ms"
     )
 
@@ -366,23 +382,29 @@ async def wait_online(
 
 
 async def wait_disconnected(
-    http: httpx.AsyncClient, token: dict[str, str], exercise_id: str, port: int, baseline_sockets: int, deadline: float
+    http: httpx.AsyncClient, token: dict[str, str], exercise_id: str, server: Server, deadline: float
 ) -> tuple[float | None, float | None, int, str]:
-    """After stop: seconds until `devices_online` is 0 and until the server holds no more sockets than before the
-    exercise (over WebSockets only; in-process devices have none). Also the last count and the state."""
+    """After stop: seconds until `devices_online` is 0, and until the server holds none of its synthetic citizens'
+    WebSockets (in-process devices have none). Also the last count and the state."""
     started = time.monotonic()
     online_gone: float | None = None
     sockets_gone: float | None = None
     online, state = -1, "?"
-    while time.monotonic() < deadline and (online_gone is None or sockets_gone is None):
-        if sockets_gone is None and server_sockets(port) <= baseline_sockets:
-            sockets_gone = time.monotonic() - started
-        if online_gone is None:
-            exercise = await get_exercise(http, token, exercise_id)
-            online, state = int(exercise["devices_online"]), str(exercise["state"])
-            if online == 0:
-                online_gone = time.monotonic() - started
+
+    async def watch_sockets() -> None:
+        nonlocal sockets_gone
+        while loopback_sockets(server.pid, server.port) > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        sockets_gone = time.monotonic() - started
+
+    watcher = asyncio.create_task(watch_sockets())
+    while time.monotonic() < deadline and online_gone is None:
+        exercise = await get_exercise(http, token, exercise_id)
+        online, state = int(exercise["devices_online"]), str(exercise["state"])
+        if online == 0:
+            online_gone = time.monotonic() - started
         await asyncio.sleep(0.05)
+    await watcher
     return online_gone, sockets_gone, online, state
 
 
@@ -423,132 +445,139 @@ class Results:
     sampler: CpuSampler | None = None
 
 
-async def issue_series(
-    http: httpx.AsyncClient,
-    tokens: dict[str, dict[str, str]],
-    area: dict[str, Any],
-    devices: PublicDevices,
-    phase: Phase,
-    times: list[float],
-) -> None:
-    """Issue one alert at each of `times` (monotonic; each waits for the previous one's receipts)."""
-    for number, at in enumerate(times, 1):
-        await asyncio.sleep(max(0.0, at - time.monotonic()))
-        run = await issue_real_alert(http, tokens, area, devices, f"{phase.name} {number}")
-        phase.alerts.append(run)
-        print(alert_line(run), flush=True)
+@dataclass
+class Bench:
+    """What every phase needs."""
+
+    args: argparse.Namespace
+    server: Server
+    http: httpx.AsyncClient
+    tokens: dict[str, dict[str, str]]
+    area: dict[str, Any]
+    devices: PublicDevices
+    results: Results
+    deadline: float
+
+    async def issue_series(self, phase: Phase, times: list[float]) -> None:
+        """Issue one real alert at each of `times` (monotonic; each waits for the previous one's receipts)."""
+        for number, at in enumerate(times, 1):
+            await asyncio.sleep(max(0.0, at - time.monotonic()))
+            run = await issue_real_alert(self.http, self.tokens, self.area, self.devices, f"{phase.name} {number}")
+            phase.alerts.append(run)
+            print(alert_line(run), flush=True)
+
+    def note(self, text: str) -> None:
+        self.results.notes.append(text)
+        print(text, flush=True)
+
+    async def exercise(self, path: str = "", method: str = "GET", body: Any = None) -> dict[str, Any]:
+        response = await self.http.request(
+            method, f"/api/v1/exercises{path}", json=body, headers=self.tokens["planner"], timeout=120
+        )
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
 
 
-async def run_exercise(
-    args: argparse.Namespace,
-    http: httpx.AsyncClient,
-    tokens: dict[str, dict[str, str]],
-    area: dict[str, Any],
-    devices: PublicDevices,
-    server: Server,
-    results: Results,
-    target: int,
-    deadline: float,
-) -> None:
-    before_sockets = server_sockets(server.port)
-    body = {
-        "scenario_id": SCENARIO_ID,
-        "devices": args.devices,
-        "transport": args.transport,
-        "speed": args.speed,
-        "seed": args.seed,
-    }
-    population = Phase("population", time.monotonic())
-    response = await http.post("/api/v1/exercises", json=body, headers=tokens["planner"])
-    response.raise_for_status()
-    exercise_id = str(response.json()["id"])
-    took, online = await wait_online(http, tokens["planner"], exercise_id, target, deadline)
-    population.end = time.monotonic()
-    results.phases.append(population)
+async def population_phase(bench: Bench, target: int) -> tuple[str, int]:
+    """Create the exercise and wait for its synthetic citizens; two real alerts go out while they come up."""
+    args = bench.args
+    body = {"scenario_id": SCENARIO_ID, "devices": args.devices, "transport": args.transport, "speed": args.speed}
+    phase = Phase("population", time.monotonic())
+    exercise_id = str((await bench.exercise("", "POST", body | {"seed": args.seed}))["id"])
+    probes = asyncio.create_task(bench.issue_series(phase, [phase.start + 0.5, phase.start + 3.0]))
+    took, online = await wait_online(bench.http, bench.tokens["planner"], exercise_id, target, bench.deadline)
+    await probes
+    phase.end = time.monotonic()
+    bench.results.phases.append(phase)
+    sockets = loopback_sockets(bench.server.pid, bench.server.port)  # 0 when the devices connect in-process
     up = f"population up in {took:.1f} s" if took is not None else "population NOT up before the deadline"
-    results.notes.append(f"{up} ({online} of {args.devices} devices online, target {target})")
-    print(results.notes[-1], flush=True)
+    bench.note(f"{up} ({online} of {args.devices} devices online, target {target}; {sockets} exercise WebSockets)")
+    return exercise_id, sockets
 
-    (await http.post(f"/api/v1/exercises/{exercise_id}/start", headers=tokens["planner"])).raise_for_status()
-    running = Phase("exercise", time.monotonic())
-    run_for = min(args.run_seconds, max(0.0, deadline - time.monotonic() - 30))
-    times = [running.start + run_for * (i + 1) / (args.alerts + 1) + 1.5 for i in range(args.alerts)]
-    await issue_series(http, tokens, area, devices, running, times)
-    await asyncio.sleep(max(0.0, running.start + run_for - time.monotonic()))
-    running.end = time.monotonic()
-    results.phases.append(running)
-    state = await get_exercise(http, tokens["planner"], exercise_id)
-    results.notes.append(f"during the run: devices_online {state['devices_online']} at the end")
-    results.notes.append("exercise: " + await exercise_summary(http, tokens["planner"], exercise_id))
-    print(results.notes[-1], flush=True)
 
-    stopping = Phase("stop", time.monotonic())
-    response = await http.post(f"/api/v1/exercises/{exercise_id}/stop", headers=tokens["planner"])
-    stop_call = time.monotonic() - stopping.start
-    response.raise_for_status()
-    online_gone, sockets_gone, online, state_now = await wait_disconnected(
-        http, tokens["planner"], exercise_id, server.port, before_sockets, deadline
+async def running_phase(bench: Bench, exercise_id: str) -> None:
+    """Start the exercise, let it run, and issue M real alerts spread over the run."""
+    await bench.exercise(f"/{exercise_id}/start", "POST")
+    phase = Phase("exercise", time.monotonic())
+    run_for = min(bench.args.run_seconds, max(0.0, bench.deadline - time.monotonic() - 30))
+    alerts = bench.args.alerts
+    await bench.issue_series(phase, [phase.start + run_for * (i + 1) / (alerts + 1) + 1.5 for i in range(alerts)])
+    await asyncio.sleep(max(0.0, phase.start + run_for - time.monotonic()))
+    phase.end = time.monotonic()
+    bench.results.phases.append(phase)
+    online = (await bench.exercise(f"/{exercise_id}"))["devices_online"]
+    bench.note(f"devices_online at the end of the run: {online}")
+    bench.note("exercise: " + await exercise_summary(bench.http, bench.tokens["planner"], exercise_id))
+
+
+async def stop_phase(bench: Bench, exercise_id: str, sockets: int) -> None:
+    """Stop the exercise and time until its devices are gone; two real alerts go out meanwhile."""
+    phase = Phase("stop", time.monotonic())
+    await bench.exercise(f"/{exercise_id}/stop", "POST")
+    stop_call = time.monotonic() - phase.start
+    probes = asyncio.create_task(bench.issue_series(phase, [phase.start + 0.3, phase.start + 1.5]))
+    online_gone, sockets_gone, online, state = await wait_disconnected(
+        bench.http, bench.tokens["planner"], exercise_id, bench.server, bench.deadline
     )
-    stopping.end = time.monotonic()
-    results.phases.append(stopping)
+    await probes
+    phase.end = time.monotonic()
+    bench.results.phases.append(phase)
 
     def seconds(value: float | None) -> str:
         return f"{value:.2f} s" if value is not None else "not before the deadline"
 
-    via_sockets = seconds(sockets_gone) if args.transport != "in_process" else "n/a (in-process)"
-    results.notes.append(
-        f"stop call {stop_call * 1000:.0f} ms (state {state_now}); devices_online 0 after {seconds(online_gone)} "
-        f"(last {online}); exercise sockets gone after {via_sockets}"
+    via_sockets = f"{sockets} sockets gone after {seconds(sockets_gone)}" if sockets > 0 else "none"
+    bench.note(
+        f"stop call {stop_call * 1000:.0f} ms (state {state}); devices_online 0 after {seconds(online_gone)} "
+        f"(last {online}); exercise WebSockets: {via_sockets}"
     )
-    print(results.notes[-1], flush=True)
 
 
 async def run(args: argparse.Namespace, server: Server, results: Results) -> None:
     deadline = time.monotonic() + args.max_seconds - 15  # leave time to stop the server
     area, connected_share = scenario_area()
-    target = int(ONLINE_SHARE * connected_share * args.devices)
-    for name, roles in (("planner", ["planner"]), ("operator", ["operator"]), ("approver", ["approver"])):
-        server.add_user(name, *roles)
+    for name in ("planner", "operator", "approver"):
+        server.add_user(name, name)
     server.start()
     sampler = results.sampler = CpuSampler(server.pid)
     async with httpx.AsyncClient(base_url=server.base, timeout=60) as http:
         results.notes.append(f"server healthy after {await wait_healthy(http, server):.1f} s (pid {server.pid})")
         sampler_task = asyncio.create_task(sampler.run())
         tokens = {name: await sign_in(http, name) for name in ("planner", "operator", "approver")}
-        devices = PublicDevices()
+        bench = Bench(args, server, http, tokens, area, PublicDevices(), results, deadline)
         try:
             started = time.monotonic()
-            await devices.open(f"ws://127.0.0.1:{server.port}/ws/citizen", points_inside(area, args.public, args.rng))
-            results.notes.append(
-                f"{len(devices.connections)} public devices connected in {time.monotonic() - started:.1f} s"
-            )
-            print(results.notes[-1], flush=True)
+            points = points_inside(area, args.public, args.rng)
+            await bench.devices.open(f"ws://127.0.0.1:{server.port}/ws/citizen", points)
+            bench.note(f"{len(points)} public devices connected in {time.monotonic() - started:.1f} s")
             gc.collect()
             gc.freeze()  # the generator's own collections would show up as latency
             baseline = Phase("baseline", time.monotonic())
-            await issue_series(
-                http, tokens, area, devices, baseline, [time.monotonic() + i for i in range(args.alerts)]
-            )
+            await bench.issue_series(baseline, [baseline.start + i for i in range(args.alerts)])
             baseline.end = time.monotonic()
             results.phases.append(baseline)
-            await run_exercise(args, http, tokens, area, devices, server, results, target, deadline)
-            still = sum(1 for c in devices.connections if c.close_code is None)
-            results.notes.append(f"public devices still connected at the end: {still}/{len(devices.connections)}")
+            exercise_id, sockets = await population_phase(bench, int(ONLINE_SHARE * connected_share * args.devices))
+            await running_phase(bench, exercise_id)
+            await stop_phase(bench, exercise_id, sockets)
+            connections = bench.devices.connections
+            still = sum(1 for c in connections if c.close_code is None)
+            results.notes.append(f"public devices still connected at the end: {still}/{len(connections)}")
             ours = {a.alert_id for phase in results.phases for a in phase.alerts}
-            foreign = sum(len(v) for k, v in devices.receipts.items() if k not in ours)
+            foreign = sum(len(v) for k, v in bench.devices.receipts.items() if k not in ours)
             results.notes.append(f"alert messages public devices got that were not our real alerts: {foreign}")
         finally:
-            await devices.close()
+            await bench.devices.close()
             sampler_task.cancel()
 
 
 def print_results(results: Results, sampler: CpuSampler) -> None:
     print()
     print(
-        "| phase | wall s | server CPU s | CPU % (avg / peak 1 s) | alerts | delivered | issue call p50 / max "
-        "| latency p50 | p99 | max |"
+        "| phase | wall s | server CPU s | CPU % (avg / peak 1 s) | alerts | delivered | draft+approve max "
+        "| issue call p50 / max | latency p50 | p99 | max |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for phase in results.phases:
         wall = phase.end - phase.start
         used, peak = sampler.between(phase.start, phase.end)
@@ -560,6 +589,7 @@ def print_results(results: Results, sampler: CpuSampler) -> None:
             cells += [
                 str(len(phase.alerts)),
                 f"{len(latencies)}/{expected}",
+                f"{max(a.prepare_ms for a in phase.alerts):.0f} ms",
                 f"{percentile(calls, 50):.0f} / {max(calls):.0f} ms",
             ]
             if latencies:
@@ -567,7 +597,7 @@ def print_results(results: Results, sampler: CpuSampler) -> None:
             else:
                 cells += ["-", "-", "-"]
         else:
-            cells += ["", "", "", "", "", ""]
+            cells += [""] * 7
         print("| " + " | ".join(cells) + " |")
     print()
     for note in results.notes:

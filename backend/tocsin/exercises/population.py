@@ -33,7 +33,7 @@ from tocsin.exercises.scenario import Failure, ReportWave, Scenario, minutes
 log = logging.getLogger(__name__)
 
 RECONNECT_WALL_SECONDS = (0.5, 5.0)  # first wait, longest wait (doubling, with jitter)
-CONNECT_STAGGER_SECONDS = 0.002  # between devices coming up: 2,000 devices over four seconds
+CONNECT_STAGGER_SECONDS = 0.005  # between devices coming up: 2,000 devices over ten seconds
 RESEND_WALL_SECONDS = 2.0  # after `rate_limited` or `unavailable` for a report
 MAX_SAMPLING_ROUNDS = 50
 # Refusals that will not change by trying again: the device gives up.
