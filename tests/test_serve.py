@@ -52,7 +52,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
             assert time.monotonic() < deadline, "server did not become ready"
             time.sleep(0.2)
         output = (data_dir / "serve.log").read_text()
-        credentials = dict(re.findall(r"^\s+(operator|approver|planner|evaluator|admin)\s+(\S+)\s+roles:", output, re.M))
+        accounts = r"^\s+(operator|approver|planner|evaluator|admin)\s+(\S+)\s+roles:"
+        credentials = dict(re.findall(accounts, output, re.M))
         yield base, credentials
     finally:
         process.terminate()
