@@ -5,6 +5,7 @@ name of the planner who created the exercise, so the audit log says who set them
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts import service as alerts
 from tocsin.alerts import templates
-from tocsin.alerts.schemas import AlertState, Area, FollowUpIn, FromTemplateIn, Status
+from tocsin.alerts.schemas import AlertDraftIn, AlertState, Area, FollowUpIn, FromTemplateIn, Status
 from tocsin.alerts.service import AlertEventOut
 from tocsin.config import Settings
 from tocsin.errors import AppError
@@ -29,42 +30,50 @@ class ActionFailed(Exception):
     """The scripted action could not be done (a template variable missing, nothing to update): on the timeline."""
 
 
-def _languages(action: ScriptedAction, scenario: Scenario, available: list[str]) -> list[str]:
-    wanted = action.languages or [language.lang for language in scenario.population.languages]
-    chosen = [language for language in wanted if language in available]
-    return chosen or available[:1]
+@dataclass(frozen=True)
+class Scripted:
+    """One scripted action to perform, and everything it needs."""
+
+    session: AsyncSession
+    exercise: Exercise
+    scenario: Scenario
+    action: ScriptedAction
+    actor: User
+    settings: Settings
+    templates_dir: Path
+
+    def draft(self, template_id: str, area: Area) -> AlertDraftIn:
+        """The action's template rendered with its variables, in its languages, over `area`, as an Exercise alert."""
+        template = templates.get_template(self.templates_dir, template_id)
+        wanted = self.action.languages or [language.lang for language in self.scenario.population.languages]
+        languages = [language for language in wanted if language in template.texts] or list(template.texts)[:1]
+        request = FromTemplateIn(
+            template=template.id,
+            languages=languages,
+            variables=self.action.variables,
+            area=area,
+            status=Status.exercise,
+            exercise_id=self.exercise.id,
+        )
+        return templates.draft_from_template(
+            template, request, sender_name=self.settings.cap_sender_name, now_plus=lambda d: alerts.utcnow() + d
+        )
+
+    async def approve_and_issue(self, alert: Alert) -> tuple[Alert, list[AlertEventOut]]:
+        await alerts.approve(self.session, alert_id=alert.id, approver=self.actor)
+        return await alerts.issue(self.session, alert_id=alert.id, issuer=self.actor)
 
 
-async def issue_from_template(
-    session: AsyncSession,
-    *,
-    exercise: Exercise,
-    scenario: Scenario,
-    action: ScriptedAction,
-    actor: User,
-    settings: Settings,
-    templates_dir: Path,
-) -> tuple[Alert, list[AlertEventOut]]:
+async def issue_from_template(job: Scripted) -> tuple[Alert, list[AlertEventOut]]:
+    action = job.action
     if action.template is None or action.area is None:
         raise ActionFailed("issue_alert needs a template and an area")
-    template = templates.get_template(templates_dir, action.template)
-    area = next(a for a in scenario.areas if a.id == action.area)
-    request = FromTemplateIn(
-        template=template.id,
-        languages=_languages(action, scenario, list(template.texts)),
-        variables=action.variables,
-        area=Area(areaDesc=area.name, geometry=area.geometry),
-        status=Status.exercise,
-        exercise_id=exercise.id,
-    )
-    draft = templates.draft_from_template(
-        template, request, sender_name=settings.cap_sender_name, now_plus=lambda delta: alerts.utcnow() + delta
-    )
+    area = next(a for a in job.scenario.areas if a.id == action.area)
+    draft = job.draft(action.template, Area(areaDesc=area.name, geometry=area.geometry))
     alert = await alerts.create_draft(
-        session, body=draft, author=actor, settings=settings, origin="template", template_id=template.id
+        job.session, body=draft, author=job.actor, settings=job.settings, origin="template", template_id=action.template
     )
-    await alerts.approve(session, alert_id=alert.id, approver=actor)
-    return await alerts.issue(session, alert_id=alert.id, issuer=actor)
+    return await job.approve_and_issue(alert)
 
 
 async def _latest_active(
@@ -101,40 +110,20 @@ async def _latest_active(
     raise ActionFailed("no active exercise alert to follow up")
 
 
-async def follow_up(
-    session: AsyncSession,
-    *,
-    exercise: Exercise,
-    scenario: Scenario,
-    action: ScriptedAction,
-    actor: User,
-    settings: Settings,
-    templates_dir: Path,
-) -> tuple[Alert, list[AlertEventOut]]:
-    area = next((a for a in scenario.areas if a.id == action.area), None)
-    earlier = await _latest_active(session, exercise, action.template, area.name if area else None)
+async def follow_up(job: Scripted) -> tuple[Alert, list[AlertEventOut]]:
+    action = job.action
+    area = next((a for a in job.scenario.areas if a.id == action.area), None)
+    earlier = await _latest_active(job.session, job.exercise, action.template, area.name if area else None)
     kind: Literal["update", "cancel"] = "update" if action.kind == "update_alert" else "cancel"
     body = FollowUpIn(note=action.note)
     if kind == "update" and action.template is not None and action.variables:  # new texts from the template
-        template = templates.get_template(templates_dir, action.template)
         areas = (earlier.content.get("info") or [{}])[0].get("area") or []
-        request = FromTemplateIn(
-            template=template.id,
-            languages=_languages(action, scenario, list(template.texts)),
-            variables=action.variables,
-            area=Area.model_validate(areas[0]) if areas else Area(areaDesc=earlier.identifier),
-            status=Status.exercise,
-            exercise_id=exercise.id,
-        )
-        draft_in = templates.draft_from_template(
-            template, request, sender_name=settings.cap_sender_name, now_plus=lambda delta: alerts.utcnow() + delta
-        )
-        body = FollowUpIn(info=draft_in.info, note=action.note)
+        over = Area.model_validate(areas[0]) if areas else Area(areaDesc=earlier.identifier)
+        body = FollowUpIn(info=job.draft(action.template, over).info, note=action.note)
     draft = await alerts.start_follow_up(
-        session, alert_id=earlier.id, kind=kind, body=body, author=actor, settings=settings
+        job.session, alert_id=earlier.id, kind=kind, body=body, author=job.actor, settings=job.settings
     )
-    await alerts.approve(session, alert_id=draft.id, approver=actor)
-    return await alerts.issue(session, alert_id=draft.id, issuer=actor)
+    return await job.approve_and_issue(draft)
 
 
 async def triage(session: AsyncSession, *, exercise: Exercise, actor: User) -> list[dict[str, Any]]:
@@ -154,42 +143,18 @@ async def triage(session: AsyncSession, *, exercise: Exercise, actor: User) -> l
     ]
 
 
-async def perform(
-    session: AsyncSession,
-    *,
-    exercise: Exercise,
-    scenario: Scenario,
-    action: ScriptedAction,
-    actor: User,
-    settings: Settings,
-    templates_dir: Path,
-) -> tuple[str, list[AlertEventOut], list[dict[str, Any]], uuid.UUID | None]:
+async def perform(job: Scripted) -> tuple[str, list[AlertEventOut], list[dict[str, Any]], uuid.UUID | None]:
     """Do it; returns (what was done, alert events, report status events, the alert made)."""
+    action = job.action
     try:
         if action.kind == "issue_alert":
-            alert, events = await issue_from_template(
-                session,
-                exercise=exercise,
-                scenario=scenario,
-                action=action,
-                actor=actor,
-                settings=settings,
-                templates_dir=templates_dir,
-            )
+            alert, events = await issue_from_template(job)
             return f"issued {action.template} over {action.area}", events, [], alert.id
         if action.kind in ("update_alert", "cancel_alert"):
-            alert, events = await follow_up(
-                session,
-                exercise=exercise,
-                scenario=scenario,
-                action=action,
-                actor=actor,
-                settings=settings,
-                templates_dir=templates_dir,
-            )
+            alert, events = await follow_up(job)
             return f"{alert.msg_type} of {alert.references_alert_id}", events, [], alert.id
         if action.kind == "triage_reports":
-            changed = await triage(session, exercise=exercise, actor=actor)
+            changed = await triage(job.session, exercise=job.exercise, actor=job.actor)
             return f"verified {len(changed)} reports", [], changed, None
         return action.note or "responded", [], [], None
     except AppError as exc:

@@ -250,15 +250,10 @@ class LiveExercise:
             try:
                 if actor is None:
                     raise actions.ActionFailed(f"the planner '{row.created_by}' no longer exists")
-                done, events, statuses, alert_id = await actions.perform(
-                    session,
-                    exercise=row,
-                    scenario=self.scenario,
-                    action=action,
-                    actor=actor,
-                    settings=runner.settings,
-                    templates_dir=runner.templates_dir,
+                job = actions.Scripted(
+                    session, row, self.scenario, action, actor, runner.settings, runner.templates_dir
                 )
+                done, events, statuses, alert_id = await actions.perform(job)
             except actions.ActionFailed as failed:
                 await session.rollback()
                 row = await service.get_exercise(session, exercise_id=self.id)
