@@ -152,3 +152,19 @@ async def test_exercise_fields_are_checked_on_alerts(live: LiveServer) -> None:
     assert unknown.json()["error"]["field"] == "exercise_id"
     async with live.database.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Exercise)) == 0
+
+
+@pytest.mark.parametrize("live", [RUN], indirect=True)
+async def test_a_worker_that_missed_the_stop_closes_the_devices_anyway(live: LiveServer) -> None:
+    """The bus is only the fast path: with the stop written but never announced, the devices still go."""
+    exercise = await _exercise(live, devices=0)
+    join = {"id": exercise["id"], "token": exercise["join_token"]}
+    player, _ = await Citizen.connect(live.ws_url, exercise=join)
+    async with live.database.sessions() as session:
+        row = await session.get(Exercise, exercise["id"])
+        assert row is not None
+        row.state = "stopped"
+        await session.commit()
+    farewell = await player.receive_type("error", wait=10)
+    assert farewell["code"] == "exercise_ended"
+    await player.close()

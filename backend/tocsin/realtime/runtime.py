@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from tocsin.bus import ALERTS_CHANNEL, EXERCISES_CHANNEL, Bus
 from tocsin.config import Settings
 from tocsin.db import Database
-from tocsin.models import Device
+from tocsin.models import Device, Exercise
 from tocsin.realtime import protocol
 from tocsin.realtime.counters import Counters, create_counters
 from tocsin.realtime.dispatcher import AlertDispatcher
@@ -25,6 +25,7 @@ from tocsin.realtime.ratelimit import Limiter
 from tocsin.reports.writer import REPORTS_CHANNEL, ReportWriter
 
 log = logging.getLogger(__name__)
+ENDED = ("stopped", "finished")
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Realtime:
         self.ip_reports = Limiter(settings.ip_reports_per_minute, settings.ip_reports_per_minute / 3)
         self.counts_task: asyncio.Task[None] | None = None
         self.touch_task: asyncio.Task[None] | None = None
+        self.ended_task: asyncio.Task[None] | None = None
 
     def subscribe(self) -> None:
         """Before the bus starts: Redis subscribes to the channels that have handlers."""
@@ -70,7 +72,7 @@ class Realtime:
 
     async def on_exercise_event(self, message: dict[str, Any]) -> None:
         """An exercise that ended takes its devices with it: one stop ends all of its traffic on every worker."""
-        if message.get("state") in ("stopped", "finished"):
+        if message.get("state") in ENDED:
             self.hub.close_exercise(
                 str(message["id"]), protocol.encode(protocol.error("exercise_ended", "the exercise has ended"))
             )
@@ -81,10 +83,11 @@ class Realtime:
         self.writer.start()
         self.counts_task = asyncio.create_task(self._push_counts())
         self.touch_task = asyncio.create_task(self._touch_connected())
+        self.ended_task = asyncio.create_task(self._close_ended_exercises())
 
     async def stop(self) -> None:
         self.hub.close_all(1001)
-        for task in (self.counts_task, self.touch_task):
+        for task in (self.counts_task, self.touch_task, self.ended_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -105,6 +108,25 @@ class Realtime:
             self.hub.send_to_device(str(message["device_id"]), protocol.encode({"type": "report_status", **own}))
         if self.operators.queues:
             self.operators.broadcast({k: v for k, v in message.items() if k != "device_id"})
+
+    async def _close_ended_exercises(self, every_seconds: float = 5) -> None:
+        """The bus is the fast path: if a worker missed an exercise's end, this closes its devices within seconds."""
+        while True:
+            await asyncio.sleep(every_seconds)
+            connected = {c.device.exercise_id for c in self.hub.by_device.values() if c.device.exercise_id}
+            if not connected:
+                continue
+            try:
+                async with self.database.sessions() as session:
+                    rows = await session.execute(
+                        select(Exercise.id).where(Exercise.id.in_(connected), Exercise.state.in_(ENDED))
+                    )
+                    ended = list(rows.scalars())
+            except Exception:
+                log.exception("looking for ended exercises failed")
+                continue
+            for exercise_id in ended:
+                await self.on_exercise_event({"id": exercise_id, "state": "stopped"})
 
     async def _touch_connected(self, every_seconds: float = 600) -> None:
         """Connected devices count as seen, so retention never purges a device (and its places) while it listens."""
