@@ -19,6 +19,7 @@ from tocsin.alerts import service as alerts
 from tocsin.alerts.service import AlertEventOut
 from tocsin.alerts.templates import load_templates
 from tocsin.audit import service as audit
+from tocsin.backend import dialect_of, insert_ignoring_duplicates
 from tocsin.config import Mode, Settings
 from tocsin.errors import Conflict, InvalidInput, NotFound
 from tocsin.exercises import clock
@@ -328,20 +329,25 @@ async def rate(
     session: AsyncSession, *, exercise: Exercise, objective: str, body: RatingIn, actor: User
 ) -> ExerciseRating:
     _check_objective(exercise, objective)
+    values = {
+        "exercise_id": exercise.id,
+        "objective": objective,
+        "rating": body.rating.value,
+        "rationale": body.rationale,
+        "rated_by": actor.username,
+        "rated_at": clock.now(),
+    }
+    # Insert if new (two evaluators rating at once: one insert wins, the other updates), then set the values.
+    await session.execute(insert_ignoring_duplicates(ExerciseRating, dialect_of(session)).values(values))
     row = (
         await session.execute(
-            select(ExerciseRating).where(
-                ExerciseRating.exercise_id == exercise.id, ExerciseRating.objective == objective
-            )
+            select(ExerciseRating)
+            .where(ExerciseRating.exercise_id == exercise.id, ExerciseRating.objective == objective)
+            .execution_options(populate_existing=True)
         )
-    ).scalar_one_or_none()
-    if row is None:
-        row = ExerciseRating(exercise_id=exercise.id, objective=objective)
-        session.add(row)
-    row.rating = body.rating.value
-    row.rationale = body.rationale
-    row.rated_by = actor.username
-    row.rated_at = clock.now()
+    ).scalar_one()
+    for name, value in values.items():
+        setattr(row, name, value)
     await session.flush()
     return row
 
