@@ -197,7 +197,7 @@ async def _check_exercise(session: AsyncSession, *, status: str, exercise_id: st
     exercise = (await session.execute(statement)).scalar_one_or_none()
     if exercise is None:
         raise InvalidInput(f"no exercise '{exercise_id}'", field="exercise_id")
-    if exercise.state in ("stopped", "finished"):
+    if exercise.state in exercise_clock.ENDED:
         raise Conflict(f"the exercise '{exercise_id}' has ended", field="exercise_id", code="exercise_ended")
     return exercise
 

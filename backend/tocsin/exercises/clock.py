@@ -18,7 +18,7 @@ from tocsin.backend import dialect_of, insert_ignoring_duplicates
 from tocsin.models import Exercise, ExerciseEvent
 
 RUNNING = "running"
-ACTIVE = ("running", "paused")
+ENDED = ("stopped", "finished")  # an exercise in these states takes no devices and no alerts
 
 
 def now() -> datetime:
@@ -47,13 +47,6 @@ def scenario_seconds(exercise: Exercise, at: datetime | None = None) -> float:
         float(duration_of(exercise)),
         at or now(),
     )
-
-
-def wall_time(exercise: Exercise, seconds: float) -> datetime | None:
-    """When scenario time `seconds` comes, at the current speed; None while the clock does not run."""
-    if exercise.state != RUNNING or exercise.clock_at is None:
-        return None
-    return exercise.clock_at + timedelta(seconds=(seconds - exercise.clock_seconds) / exercise.speed)
 
 
 def set_clock(exercise: Exercise, *, state: str | None = None, speed: float | None = None) -> None:

@@ -113,17 +113,19 @@ def _curve(delays: list[float], affected: int) -> list[ReachPoint]:
     return points
 
 
-async def _alert_figures(session: AsyncSession, exercise: Exercise, alert: AlertDone, homes: Any) -> AlertFigures:
+async def _alert_figures(session: AsyncSession, alert: AlertDone, homes: Any) -> AlertFigures:
     ids, xs, ys = homes
     inside = (
         shapely.contains_xy(alert.geometry, xs, ys) if alert.geometry is not None and len(ids) else np.zeros(0, bool)
     )
     affected_ids = set(ids[inside].tolist()) if len(ids) else set()
-    receipts = await session.execute(
-        select(ExerciseReceipt.device_id, ExerciseReceipt.scenario_seconds).where(
-            ExerciseReceipt.alert_id == alert.alert_id
+    receipts = (
+        await session.execute(
+            select(ExerciseReceipt.device_id, ExerciseReceipt.scenario_seconds).where(
+                ExerciseReceipt.alert_id == alert.alert_id
+            )
         )
-    )
+    ).all()
     delays = sorted(max(0.0, s - alert.seconds) for device, s in receipts if device in affected_ids)
     # Answers of the synthetic devices that had the alert (participants' own phones are not in the rates).
     had_it = select(ExerciseReceipt.device_id).where(ExerciseReceipt.alert_id == alert.alert_id)
@@ -136,9 +138,8 @@ async def _alert_figures(session: AsyncSession, exercise: Exercise, alert: Alert
             ).where(AlertResponse.alert_id == alert.alert_id, AlertResponse.device_id.in_(had_it))
         )
     ).one()
-    reached_all = await session.scalar(select(func.count()).select_from(had_it.subquery()))
     affected = len(affected_ids)
-    reached_total = int(reached_all or 0)
+    reached_total = len(receipts)  # every synthetic device that had it, in its area or not
     return AlertFigures(
         alert_id=alert.alert_id,
         headline=alert.headline,
@@ -313,11 +314,10 @@ async def build_report(session: AsyncSession, *, exercise: Exercise) -> AfterAct
     scenario = service.scenario_of(exercise)
     evidence = await evaluation.gather(session, exercise_id=exercise.id)
     population, homes = await _population(session, exercise)
-    alerts = [await _alert_figures(session, exercise, alert, homes) for alert in evidence.alerts]
+    alerts = [await _alert_figures(session, alert, homes) for alert in evidence.alerts]
     ratings, observations, plan = await _evaluation(session, exercise)
-    fired = await service.injects_fired(session, [exercise.id])
     return AfterActionReport(
-        exercise=service.exercise_out(exercise, fired=fired.get(exercise.id, 0)),
+        exercise=service.exercise_out(exercise, fired=len(evidence.injects_fired)),
         scenario=ScenarioInfo(
             id=scenario.id,
             title=scenario.title,

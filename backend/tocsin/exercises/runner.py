@@ -29,7 +29,7 @@ from tocsin.config import Settings
 from tocsin.db import Database
 from tocsin.exercises import actions, clock, evaluation, service
 from tocsin.exercises.clock import LiveClock
-from tocsin.exercises.links import Link, LinkClosed, MemoryLink, WebSocketLink
+from tocsin.exercises.links import Link, MemoryLink, WebSocketLink
 from tocsin.exercises.population import Population, build_devices
 from tocsin.exercises.scenario import Inject, Scenario, minutes
 from tocsin.exercises.schemas import ACTIVE_STATES, ExerciseState, Transport
@@ -419,6 +419,3 @@ class ExerciseRunner:
         for live in list(self.live.values()):
             await live.close()
         self.live.clear()
-
-
-__all__ = ["ExerciseRunner", "LinkClosed"]

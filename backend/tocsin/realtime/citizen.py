@@ -48,10 +48,6 @@ CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_SERVER_ERROR = 1011
 
 
-class _NothingToWrite(Exception):
-    pass
-
-
 class ProtocolViolation(Exception):
     def __init__(self, code: str, message: str, *, id: str | None = None, field: str | None = None) -> None:
         super().__init__(message)
@@ -416,12 +412,11 @@ class CitizenSession:
             self.realtime.hub.remove(self.client)
             # Retention counts from the last time a device was seen; an exercise's devices end with their exercise
             # (and thousands of them leaving at a stop must not queue for the database in front of operators).
-            with contextlib.suppress(Exception):
-                if self.client.device.exercise_id is not None:
-                    raise _NothingToWrite
-                async with self.realtime.database.sessions() as session:
-                    await devices.seen(session, self.client.device.device_id)
-                    await session.commit()
+            if self.client.device.exercise_id is None:
+                with contextlib.suppress(Exception):
+                    async with self.realtime.database.sessions() as session:
+                        await devices.seen(session, self.client.device.device_id)
+                        await session.commit()
             self.client.closed = True
             with contextlib.suppress(asyncio.QueueFull):
                 self.client.queue.put_nowait(None)

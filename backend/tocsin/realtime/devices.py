@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.db import Database
+from tocsin.exercises import clock as exercise_clock
 from tocsin.models import Alert, AlertResponse, Device, Exercise
 from tocsin.realtime.protocol import Hello, Location, Place
 
@@ -50,7 +51,7 @@ async def _check_exercise(session: AsyncSession, hello: Hello, device: Device | 
         exercise = await session.get(Exercise, hello.exercise.id)
         if exercise is None or not hmac.compare_digest(exercise.join_token.encode(), hello.exercise.token.encode()):
             raise JoinRefused("exercise_unknown", "no such exercise, or the join token is wrong")
-        if exercise.state in ("stopped", "finished"):
+        if exercise.state in exercise_clock.ENDED:
             raise JoinRefused("exercise_ended", "this exercise has ended")
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from tocsin.bus import ALERTS_CHANNEL, EXERCISES_CHANNEL, Bus
 from tocsin.config import Settings
 from tocsin.db import Database
+from tocsin.exercises import clock as exercise_clock
 from tocsin.models import Device, Exercise
 from tocsin.realtime import protocol
 from tocsin.realtime.counters import Counters, create_counters
@@ -25,7 +26,6 @@ from tocsin.realtime.ratelimit import Limiter
 from tocsin.reports.writer import REPORTS_CHANNEL, ReportWriter
 
 log = logging.getLogger(__name__)
-ENDED = ("stopped", "finished")
 
 
 @dataclass
@@ -72,7 +72,7 @@ class Realtime:
 
     async def on_exercise_event(self, message: dict[str, Any]) -> None:
         """An exercise that ended takes its devices with it: one stop ends all of its traffic on every worker."""
-        if message.get("state") in ENDED:
+        if message.get("state") in exercise_clock.ENDED:
             self.hub.close_exercise(
                 str(message["id"]), protocol.encode(protocol.error("exercise_ended", "the exercise has ended"))
             )
@@ -119,7 +119,7 @@ class Realtime:
             try:
                 async with self.database.sessions() as session:
                     rows = await session.execute(
-                        select(Exercise.id).where(Exercise.id.in_(connected), Exercise.state.in_(ENDED))
+                        select(Exercise.id).where(Exercise.id.in_(connected), Exercise.state.in_(exercise_clock.ENDED))
                     )
                     ended = list(rows.scalars())
             except Exception:
