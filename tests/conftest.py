@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from tests.alerts.samples import corpus_dir
 from tocsin import (
     migrate,
     models,  # noqa: F401  (every table on Base.metadata)
@@ -32,7 +33,6 @@ from tocsin.db import Base, Database, open_database
 from tocsin.main import create_app
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_CAP = REPO.parent / "shared" / "cap"
 POSTGIS_URL = os.environ.get("TOCSIN_TEST_POSTGIS_URL")
 REDIS_URL = os.environ.get("TOCSIN_TEST_REDIS_URL")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -153,10 +153,9 @@ async def harness(database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
 
 
 @pytest.fixture
-def cap_samples() -> Iterator[Path]:
-    if not SHARED_CAP.is_dir():
-        pytest.skip(f"the CAP samples are expected at {SHARED_CAP}")
-    return SHARED_CAP / "samples"
+def cap_samples() -> Path:
+    """The real-world CAP corpus beside the checkout (skips without it; fails under CI)."""
+    return corpus_dir()
 
 
 def free_port() -> int:

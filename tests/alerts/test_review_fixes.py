@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 from tests.alerts.factories import FAENZA, alert_body, info
+from tests.alerts.samples import own
 from tests.alerts.test_lifecycle import approved_and_issued, draft
 from tests.conftest import Harness
 from tocsin.auth.schemas import Role
@@ -88,8 +88,8 @@ class TestBadInput:
 
 
 class TestWhatThePublicSees:
-    async def test_original_bytes_come_back_in_their_encoding(self, harness: Harness, cap_samples: Path) -> None:
-        path = cap_samples / "valid" / "google_earthquake-iso8859-1.cap"
+    async def test_original_bytes_come_back_in_their_encoding(self, harness: Harness) -> None:
+        path = own("valid/selestat-storm-test-iso-8859-1.xml")
         headers = {**await harness.user("olga", Role.operator), "Content-Type": "application/cap+xml"}
         alert = (await harness.client.post("/api/v1/alerts/cap", content=path.read_bytes(), headers=headers)).json()
         original = await harness.client.get(f"/api/v1/alerts/{alert['id']}/cap/original", headers=headers)
