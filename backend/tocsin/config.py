@@ -45,10 +45,12 @@ class Settings(BaseSettings):
     run_scheduler: bool | None = None
     scheduler_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
 
-    alerts_dir: Path | None = Field(default=None, description="alert templates; default: alerts/ of the checkout")
-    glossary_dir: Path | None = Field(default=None, description="glossary content; default: glossary/ of the checkout")
+    alerts_dir: Path | None = Field(default=None, description="alert templates; default: the installed copy of alerts/")
+    glossary_dir: Path | None = Field(
+        default=None, description="glossary content; default: the installed copy of glossary/"
+    )
     scenarios_dir: Path | None = Field(
-        default=None, description="exercise scenarios; default: scenarios/ of the checkout"
+        default=None, description="exercise scenarios; default: the installed copy of scenarios/"
     )
 
     # Exercises: synthetic citizens connect in-process when the scheduler shares a process with the hub and the

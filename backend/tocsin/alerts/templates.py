@@ -28,6 +28,7 @@ from tocsin.alerts.schemas import (
     Severity,
     Urgency,
 )
+from tocsin.content import content_dir
 from tocsin.errors import InvalidInput, NotFound
 
 TEMPLATE_LANGUAGES = ("en", "fr", "de", "it", "es", "nl", "pl", "pt", "el")
@@ -117,7 +118,7 @@ def load_template(path: Path) -> AlertTemplate:
 
 
 def default_templates_dir() -> Path:
-    return Path(__file__).resolve().parents[3] / "alerts"
+    return content_dir("alerts")
 
 
 @cache

@@ -21,6 +21,7 @@ from tocsin.alerts.templates import load_templates
 from tocsin.audit import service as audit
 from tocsin.backend import dialect_of, insert_ignoring_duplicates
 from tocsin.config import Mode, Settings
+from tocsin.content import content_dir
 from tocsin.errors import Conflict, InvalidInput, NotFound
 from tocsin.exercises import clock
 from tocsin.exercises.scenario import Scenario, check_references, load_scenario, minutes
@@ -53,7 +54,7 @@ INJECT_KINDS = (TimelineKind.inject.value, TimelineKind.contingency.value)
 
 
 def default_scenarios_dir() -> Path:
-    return Path(__file__).resolve().parents[3] / "scenarios"
+    return content_dir("scenarios")
 
 
 def scenarios_dir(settings: Settings) -> Path:

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from tocsin.content import content_dir
 from tocsin.errors import field_path
 from tocsin.glossary.schemas import LANGUAGES, Concept, ConceptStatus
 from tocsin.glossary.search import fold
@@ -46,7 +47,7 @@ class ContentError(ValueError):
 
 
 def default_glossary_dir() -> Path:
-    return Path(__file__).resolve().parents[3] / "glossary"
+    return content_dir("glossary")
 
 
 def concepts_dir(directory: Path) -> Path:

@@ -429,7 +429,7 @@ async def write_files(session: AsyncSession, *, directory: Path) -> list[str]:
 
 
 async def load_files_if_empty(database: Database, directory: Path | None = None) -> int:
-    """Embedded mode's start: an empty glossary is filled from the files (default: `glossary/` of the checkout).
+    """Embedded mode's start: an empty glossary is filled from the files (default: the installed copy of `glossary/`).
     A broken file is logged, not fatal: the rest of Tocsin starts."""
     directory = directory or files.default_glossary_dir()
     async with database.sessions() as session:
