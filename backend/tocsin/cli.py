@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import sys
 import uuid
@@ -14,7 +15,7 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 
-from tocsin import demo, migrate
+from tocsin import demo, logs, migrate
 from tocsin.alerts import cap
 from tocsin.alerts import service as alerts
 from tocsin.alerts.templates import default_templates_dir, load_templates
@@ -33,6 +34,8 @@ from tocsin.scheduler.jobs import run_standalone
 # Compression off: many small messages to many clients (the websockets docs: ~14 KiB vs ~64 KiB per connection).
 # Frames above this are refused by the server before our handler sees them (close 1009).
 WS_MAX_SIZE = 65_536
+
+log = logging.getLogger("tocsin.cli")
 
 app = typer.Typer(
     help="Tocsin: crisis communication between civil-protection authorities and citizens.",
@@ -78,8 +81,13 @@ def serve(
 ) -> None:
     """Serve the API (and, in embedded mode, run the scheduler in the same process)."""
     settings = _settings()
+    logs.configure(settings)
     if "public_url" not in settings.model_fields_set:  # links and hints name the address actually served
         settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
+    database = settings.effective_database_url.split(":", 1)[0].split("+", 1)[0]  # the kind, never the credentials
+    log.info(
+        "starting Tocsin in %s mode (%s) on http://%s:%d, %d worker(s)", settings.mode, database, host, port, workers
+    )
     if demo_data:
         asyncio.run(_seed_demo(settings))
     if workers > 1:
@@ -103,9 +111,10 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
         "ws": settings.ws_implementation,
         "ws_per_message_deflate": False,
         "ws_max_size": WS_MAX_SIZE,
-        "log_level": "info",
+        "log_level": settings.log_level,
+        "log_config": logs.dict_config(settings),  # applied again by uvicorn in each worker process
         "backlog": 4096,
-        # No access log: URLs can carry tokens (?token= on /ws/operator) and the log would tie IPs to requests.
+        # No access log by default: it would tie addresses to requests (logs.py hides addresses and redacts tokens).
         "access_log": settings.access_log,
         "proxy_headers": True,
         "forwarded_allow_ips": settings.trusted_proxies,
@@ -133,6 +142,8 @@ def scheduler() -> None:
     """Run the one scheduler (production): scheduled issue, expiry, retention and exercises. A second one waits as a
     standby."""
     settings = _settings()
+    logs.configure(settings)
+    log.info("starting the Tocsin scheduler in %s mode", settings.mode)
 
     async def run() -> None:
         database = open_database(settings.effective_database_url)

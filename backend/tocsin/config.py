@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values that people paste from examples. Refused outside embedded mode.
@@ -83,11 +83,20 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="reverse proxies whose X-Forwarded-For gives the client's address"
     )
     access_log: bool = False
+    # Logging (tocsin/logs.py): secrets are always redacted; client addresses only on request, for debugging.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_client_addresses: bool = False
     ws_implementation: Literal["websockets", "websockets-sansio"] = "websockets-sansio"
 
     # Bounds on what clients may send.
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     max_cap_bytes: Annotated[int, Field(ge=1024)] = 2_097_152
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:
