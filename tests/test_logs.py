@@ -8,8 +8,10 @@ import asyncio
 import json
 import logging
 import re
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from io import StringIO
 from pathlib import Path
@@ -102,6 +104,27 @@ class TestServeLogs:
         output, token, ports, _ = run_server(tmp_path, TOCSIN_LOG_CLIENT_ADDRESSES="true")
         assert f'127.0.0.1:{ports[-1]} - "WebSocket /ws/citizen" [accepted]' in output, output
         assert token not in output
+
+
+class TestSchedulerLogs:
+    def test_scheduler_prints_its_own_lines(self, tmp_path: Path) -> None:
+        env = server_environment(tmp_path / "data")
+        tocsin = [sys.executable, "-m", "tocsin.cli"]
+        subprocess.run([*tocsin, "db", "upgrade"], env=env, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+        output = tmp_path / "scheduler.log"
+        with output.open("wb") as sink:
+            process = subprocess.Popen([*tocsin, "scheduler"], env=env, cwd=tmp_path, stdout=sink, stderr=sink)
+            try:
+                deadline = time.monotonic() + 60
+                while "scheduler lock acquired" not in output.read_text() and time.monotonic() < deadline:
+                    assert process.poll() is None, output.read_text()
+                    time.sleep(0.2)
+            finally:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
+        text = output.read_text()
+        assert re.search(r"INFO +tocsin\.cli: starting the Tocsin scheduler in embedded mode", text), text
+        assert re.search(r"INFO +tocsin\.scheduler\.jobs: scheduler lock acquired", text), text
 
 
 class TestRedaction:
