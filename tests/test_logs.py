@@ -161,3 +161,12 @@ class TestRedaction:
         assert "some.library.test_logs: request to /x?access_token=[redacted] failed" in output
         assert "ValueError: bad token [redacted]" in output
         assert "eyJ" not in output
+
+    @pytest.mark.parametrize(("client_addresses", "shown"), [(False, "-"), (True, "203.0.113.9:41234")])
+    def test_access_line_hides_the_client_unless_asked(self, client_addresses: bool, shown: str) -> None:
+        stream = StringIO()
+        handler = make_handler(client_addresses=client_addresses, stream=stream)
+        args = ("203.0.113.9:41234", "GET", f"/feeds/alerts.atom?token={JWT}", "1.1", 200)
+        record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', args, None)
+        handler.handle(record)
+        assert stream.getvalue().endswith(f'{shown} - "GET /feeds/alerts.atom?token=[redacted] HTTP/1.1" 200\n')

@@ -84,9 +84,14 @@ def serve(
     logs.configure(settings)
     if "public_url" not in settings.model_fields_set:  # links and hints name the address actually served
         settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
-    database = settings.effective_database_url.split(":", 1)[0].split("+", 1)[0]  # the kind, never the credentials
+    database_kind = settings.effective_database_url.split(":", 1)[0].split("+", 1)[0]  # never the credentials
     log.info(
-        "starting Tocsin in %s mode (%s) on http://%s:%d, %d worker(s)", settings.mode, database, host, port, workers
+        "starting Tocsin in %s mode (%s) on http://%s:%d, %d worker(s)",
+        settings.mode,
+        database_kind,
+        host,
+        port,
+        workers,
     )
     if demo_data:
         asyncio.run(_seed_demo(settings))
