@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,14 +135,23 @@ class Run:
         except httpx.HTTPError:
             return False
 
-    async def wait_for(self, condition: object, deadline: float) -> float | None:
-        """Seconds until the async callable `condition` is true, or None at the deadline."""
+    async def wait_for(self, condition: Callable[[], Awaitable[bool]], deadline: float) -> float | None:
+        """Seconds until `condition` is true, or None at the deadline."""
         started = time.monotonic()
         while time.monotonic() - started < deadline:
-            if await condition():  # type: ignore[operator]
+            if await condition():
                 return time.monotonic() - started
             await asyncio.sleep(0.25)
         return None
+
+    async def came_up(self, service: Service, serving: Callable[[], Awaitable[bool]]) -> float | None:
+        """Seconds until `service` does its job, or None if it exited or the deadline passed first."""
+        took = await self.wait_for(lambda: self._exited_or(service, serving), self.timing.comeback)
+        return took if service.alive else None
+
+    @staticmethod
+    async def _exited_or(service: Service, serving: Callable[[], Awaitable[bool]]) -> bool:
+        return not service.alive or await serving()
 
     def issue_soon(self, label: str) -> IssuedAlert:
         record = IssuedAlert(label)
@@ -188,9 +198,9 @@ class Run:
         async def scheduler_up() -> bool:
             return scheduler.alive and scheduler.pid is not None and bool(tcp_client_ports(scheduler.pid, self.pg_port))
 
-        for name, process, condition in ((service.name, service, worker_up), (scheduler.name, scheduler, scheduler_up)):
-            took = await self.wait_for(condition, self.timing.comeback)
-            self.checks.late_start(phase, name, took, process.exit_code)
+        for process, condition in ((service, worker_up), (scheduler, scheduler_up)):
+            took = await self.came_up(process, condition)
+            self.checks.late_start(phase, process.name, took, process.exit_code)
             process.stop(timeout=5)
 
     @property
@@ -215,7 +225,7 @@ class Run:
         self.issue_soon("worker-kill during")
         await asyncio.sleep(1.0)  # a supervisor's restart delay
         worker.start()
-        took = await self.wait_for(lambda: self.worker_up("worker-1"), self.timing.comeback)
+        took = await self.came_up(worker, lambda: self.worker_up("worker-1"))
         self.checks.late_start("worker-kill", "worker-1 (killed, started again)", took, worker.exit_code)
         await self.issue("worker-kill after")
 
@@ -262,7 +272,7 @@ class Run:
             late.append(await self.late_start("pg", also=worker))
 
         await self.pg_outage("pg-down-start", meanwhile())
-        took = await self.wait_for(lambda: self.worker_up("worker-2"), self.timing.comeback)
+        took = await self.came_up(worker, lambda: self.worker_up("worker-2"))
         self.checks.late_start("pg-down-start", "worker-2 (killed, started again)", took, worker.exit_code)
         await self.judge_late("pg-down-start", *late[0])
         await self.supervise("pg-down-start")
@@ -364,7 +374,7 @@ def main() -> None:
     args = parse_args()
     root = Path(tempfile.mkdtemp(prefix="tocsin-faults-"))
     topology = Topology(root)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))  # asyncio.run cancels cleanly
     code = 2
     try:
         code = asyncio.run(asyncio.wait_for(Run(topology, args).execute(), HARD_DEADLINE_SECONDS))

@@ -16,6 +16,7 @@ from faults_topology import SCHEDULER_LOCK_KEY, Topology, tcp_client_ports
 SAMPLE_SECONDS = 1.0
 RATE_WINDOW_SECONDS = 10.0  # PostgreSQL flushes a session's table statistics within about a second, idle ones in 10
 TWO_SCHEDULERS_RATE = 1.5  # scheduler job runs per second above which more than one scheduler is at work
+SCHEDULED_LATE_MAX_SECONDS = 10.0  # a standby takes over within its 5 s poll, plus the 1 s job interval
 LOG_LINES_PER_PHASE_MAX = 100  # more than this from one process in one phase is a log flood
 
 
@@ -135,6 +136,10 @@ class Checks:
             "SELECT client_id::text AS id, extract(epoch FROM received_at) AS at FROM reports"
         )
         issued_rows = await self.fetch("SELECT seq, alert_id::text AS id FROM alert_events WHERE kind = 'issued'")
+        late_rows = await self.fetch(
+            "SELECT a.id::text AS id, extract(epoch FROM e.at - a.scheduled_for) AS late FROM alerts a"
+            " JOIN alert_events e ON e.alert_id = a.id AND e.kind = 'issued' WHERE a.scheduled_for IS NOT NULL"
+        )
         acked_rows = await self.fetch(
             "SELECT alert_id::text AS id, count(acknowledged_at) AS n FROM alert_responses GROUP BY alert_id"
         )
@@ -146,6 +151,10 @@ class Checks:
         lines: list[str] = []
         lines += self._reports(devices, feeds, stored)
         lines += self._alerts(devices, calls, issued, counts, db_acked)
+        lates = sorted(float(r["late"]) for r in late_rows or [])
+        lines.append(f"scheduled alerts issued this late after their time (s): {[round(x, 1) for x in lates]}")
+        if any(x > SCHEDULED_LATE_MAX_SECONDS for x in lates):
+            self.problems.append(f"scheduled alerts issued up to {max(lates):.0f} s late")
         lines += self._processes()
         return lines, self.problems
 
