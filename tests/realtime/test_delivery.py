@@ -271,7 +271,8 @@ class TestAnswers:
             assert (refused["code"], refused["id"]) == ("too_many_devices", "h")
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await connection.recv()
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1008
         for citizen in known:
             await citizen.close()
         again, _ = await Citizen.connect(live.ws_url, device_id="bounded-0-device")  # known devices still connect

@@ -7,7 +7,6 @@ import random
 import uuid
 
 import pytest
-
 from shapely.geometry import Point, box
 
 from tocsin.db import open_database
