@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ from tests.realtime.wsclient import Citizen
 from tocsin.auth.schemas import Role
 from tocsin.db import Database, open_database
 from tocsin.main import create_app
-from tocsin.models import AlertResponse
+from tocsin.models import AlertDelivery, AlertResponse
 from tocsin.realtime import devices
+from tocsin.reports import service as reports
 
 INSIDE = {"lon": INSIDE_FAENZA[0], "lat": INSIDE_FAENZA[1]}
 FAR = {"lon": OUTSIDE[0], "lat": OUTSIDE[1]}
@@ -215,6 +217,17 @@ class TestReach:
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
                 response = await client.get(f"/api/v1/alerts/{alert['id']}/counts", headers=await live.user("olga"))
         assert {k: response.json()[k] for k in expected} == expected
+
+    async def test_deliveries_are_purged_with_the_other_traces_of_a_device(self, live: LiveServer) -> None:
+        citizen, _ = await Citizen.connect(live.ws_url, location=INSIDE)
+        alert = await approved_and_issued(live)
+        await citizen.receive_type("alert")
+        await citizen.close()
+        assert (await counts(live, alert["id"]))["in_area"] == 1
+        async with live.database.sessions() as session:
+            await reports.purge(session, older_than=timedelta(days=30), now=datetime.now(UTC) + timedelta(days=31))
+            await session.commit()
+            assert (await session.execute(select(AlertDelivery))).all() == []
 
 
 class TestAnswers:
