@@ -85,6 +85,7 @@ class DeliveryRecorder:
         self.written: Noted = {}
         self.received: Noted = {}
         self.in_flight: Noted = {}  # being written right now
+        self.failing = False  # warn once per outage, not every half second
         self.flushing = asyncio.Lock()
         self.task: asyncio.Task[None] | None = None
 
@@ -114,8 +115,13 @@ class DeliveryRecorder:
             self.in_flight = targeted
             try:
                 await self._write(targeted, _copy(written), _copy(received))
+                if self.failing:
+                    log.warning("deliveries are written again")
+                self.failing = False
             except Exception as exc:  # the database is away: keep them for the next try
-                log.warning("could not write deliveries (%s); keeping them for the next try", type(exc).__name__)
+                if not self.failing:
+                    log.warning("could not write deliveries (%s); keeping them for the next try", type(exc).__name__)
+                self.failing = True
                 _merge_back(self.targeted, targeted)
                 _merge_back(self.written, written)
                 _merge_back(self.received, received)
