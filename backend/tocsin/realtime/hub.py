@@ -276,11 +276,13 @@ class Hub:
             else:
                 client.offer(ids, alert.texts[language])
         # Noted before the batched writes below: a device may answer the moment its frame is out.
-        self.deliveries.target(alert.alert_id, matched)
+        if matched:
+            self.deliveries.target(alert.alert_id, matched)
         for language, batch in batches.items():
             text = alert.texts[language]
             written = self.write_batch(batch, text) if self.write_batch is not None else []
-            self.deliveries.wrote(alert.alert_id, (client.device.device_id for client in written))
+            if written:
+                self.deliveries.wrote(alert.alert_id, [client.device.device_id for client in written])
             done = {id(client) for client in written}
             for client in batch:
                 if id(client) not in done:
