@@ -140,6 +140,7 @@ class Server:
             TOCSIN_EXERCISE_CITIZEN_URL=f"ws://127.0.0.1:{self.port}/ws/citizen",
             TOCSIN_PUBLIC_URL=self.base,
             TOCSIN_IP_MESSAGES_PER_MINUTE="10000000",  # the public devices share one address
+            TOCSIN_IP_NEW_DEVICES_PER_MINUTE="10000000",
         )
         tocsin = REPO / ".venv" / "bin" / "tocsin"
         self.command = [str(tocsin)] if tocsin.exists() else [sys.executable, "-m", "tocsin.cli"]

@@ -208,6 +208,7 @@ async def run_tocsin(clients: int, listener: str) -> tuple[list[float], int, flo
         TOCSIN_DATA_DIR=str(data_dir),
         TOCSIN_PUBLIC_URL=f"http://127.0.0.1:{port}",
         TOCSIN_IP_MESSAGES_PER_MINUTE="10000000",
+        TOCSIN_IP_NEW_DEVICES_PER_MINUTE="10000000",
     )
     if listener == "lean":
         env["TOCSIN_CITIZEN_PORT"] = str(citizen_port)

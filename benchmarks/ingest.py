@@ -157,6 +157,7 @@ async def main() -> None:
         TOCSIN_IP_REPORTS_PER_MINUTE="1000000000",
         TOCSIN_DEVICE_MESSAGES_PER_MINUTE="1000000000",
         TOCSIN_IP_MESSAGES_PER_MINUTE="1000000000",
+        TOCSIN_IP_NEW_DEVICES_PER_MINUTE="1000000000",
     )
     subprocess.run([sys.executable, "-m", "tocsin.cli", "db", "upgrade"], env=env, check=True, capture_output=True)
     log = (data_dir / "serve.log").open("w")

@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     device_reports_per_minute: Annotated[float, Field(gt=0)] = 10
     ip_reports_per_minute: Annotated[float, Field(gt=0)] = 600
     ip_messages_per_minute: Annotated[float, Field(gt=0)] = 6_000
+    ip_new_devices_per_minute: Annotated[float, Field(gt=0)] = 120
     report_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     realtime_poll_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
     client_queue_size: Annotated[int, Field(ge=8, le=10_000)] = 64

@@ -82,6 +82,7 @@ class TestServerSpeaksTheSpec:
             {"type": "places", "id": "2", "places": [{"name": "home", "point": INSIDE, "radius_km": 0.3}]},
             {"type": "preferences", "id": "3", "languages": ["it", "en"], "min_severity": "Minor"},
             {"type": "ack_alert", "id": "4", "alert_id": alert["id"]},
+            {"type": "received", "id": "6", "alert_ids": [alert["id"]]},
             {"type": "checkin", "id": "5", "alert_id": alert["id"], "status": "safe"},
             {
                 "type": "report",
@@ -105,7 +106,7 @@ class TestServerSpeaksTheSpec:
         errors = [m for m in received if m["type"] == "error"]
         assert [e["code"] for e in errors] == ["already_said_hello"]  # hello is handled: it is refused after the first
         answered = {m.get("id") for m in received}
-        assert {"1", "2", "3", "4", "5", report_id, "7", "8", "9"} <= answered
+        assert {"1", "2", "3", "4", "5", "6", report_id, "7", "8", "9"} <= answered
         assert {m["type"] for m in received} >= {"welcome", "alert", "snapshot", "ack", "my_reports", "pong"}
 
     async def test_operator_feed_validates(self, live: LiveServer) -> None:

@@ -12,14 +12,19 @@ from websockets.asyncio.client import ClientConnection
 
 
 class Citizen:
-    def __init__(self, connection: ClientConnection) -> None:
+    """Like an app, it says `received` for every alert it gets (live, replayed or in a snapshot), unless told not to."""
+
+    def __init__(self, connection: ClientConnection, *, say_received: bool = True) -> None:
         self.connection = connection
+        self.say_received = say_received
 
     @classmethod
-    async def connect(cls, ws_url: str, **hello: Any) -> tuple[Citizen, list[dict[str, Any]]]:
+    async def connect(
+        cls, ws_url: str, *, say_received: bool = True, **hello: Any
+    ) -> tuple[Citizen, list[dict[str, Any]]]:
         """Say hello and read up to and including the snapshot; returns the messages before it and the snapshot."""
         connection = await websockets.connect(f"{ws_url}/ws/citizen", compression=None)
-        citizen = cls(connection)
+        citizen = cls(connection, say_received=say_received)
         hello.setdefault("device_id", f"dev-{uuid.uuid4().hex[:12]}")
         await citizen.send({"type": "hello", **hello})
         received = []
@@ -33,7 +38,11 @@ class Citizen:
         await self.connection.send(json.dumps(message))
 
     async def receive(self, wait: float = 10) -> dict[str, Any]:
-        return json.loads(await asyncio.wait_for(self.connection.recv(), wait))
+        message: dict[str, Any] = json.loads(await asyncio.wait_for(self.connection.recv(), wait))
+        alerts = [message] if message["type"] == "alert" else message.get("alerts", [])
+        if self.say_received and message["type"] in ("alert", "snapshot") and alerts:
+            await self.send({"type": "received", "alert_ids": [a["alert_id"] for a in alerts]})
+        return message
 
     async def receive_type(self, kind: str, wait: float = 10) -> dict[str, Any]:
         while True:

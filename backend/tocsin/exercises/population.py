@@ -252,9 +252,11 @@ class Population:
         if kind == "alert":
             device.last_seq = max(device.last_seq or 0, int(message.get("seq") or 0))
             self._on_alert(device, message)
+            self._say_received(device, [message])
         elif kind == "snapshot":
             for alert in message.get("alerts", []):
                 self._on_alert(device, alert)
+            self._say_received(device, message.get("alerts", []))
         elif kind == "ack" and message.get("id") in device.pending:
             report_id = str(message["id"])
             del device.pending[report_id]
@@ -277,6 +279,15 @@ class Population:
         if text is not None and device.online and device.link is not None:
             with contextlib.suppress(LinkClosed, OSError):
                 await device.link.send(text)
+
+    def _say_received(self, device: SyntheticDevice, alerts: list[dict[str, Any]]) -> None:
+        """Like a real app: tell the server which alerts are in hand (the `received` count)."""
+        alert_ids = [str(alert["alert_id"]) for alert in alerts if alert.get("alert_id")]
+        if alert_ids:
+            self._spawn(self._send_received(device, alert_ids[:100]))
+
+    async def _send_received(self, device: SyntheticDevice, alert_ids: list[str]) -> None:
+        await self._send(device, {"type": "received", "alert_ids": alert_ids})
 
     # ---- behaviour ------------------------------------------------------------------------------------------------
 

@@ -12,12 +12,13 @@ from tocsin.models.exercises import (
     ExerciseReceipt,
 )
 from tocsin.models.glossary import GlossaryConcept, GlossaryProposal, GlossaryVersion
-from tocsin.models.realtime import AlertResponse, Device, Incident, Report
+from tocsin.models.realtime import AlertDelivery, AlertResponse, Device, Incident, Report
 from tocsin.models.users import Organisation, User
 
 __all__ = [
     "Alert",
     "AlertArea",
+    "AlertDelivery",
     "AlertEvent",
     "AlertResponse",
     "AuditEntry",

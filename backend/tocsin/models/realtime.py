@@ -48,6 +48,22 @@ class AlertResponse(Base):
     checkin_lat: Mapped[float | None]
 
 
+class AlertDelivery(Base):
+    """One alert meant for one device (in its area, wanting it): live, in a connection's snapshot, or on replay.
+
+    `written_at`: the message was written to the device's socket; `received_at`: the device said it received it.
+    Written in batches off the fan-out path, so a row may appear up to a second after the message went out.
+    """
+
+    __tablename__ = "alert_deliveries"
+
+    alert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    targeted_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    written_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class Incident(Base):
     """Several reports about the same situation (one flooded street), grouped by an operator."""
 

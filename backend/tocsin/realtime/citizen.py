@@ -30,6 +30,7 @@ from tocsin.realtime.protocol import (
     Ping,
     PlacesUpdate,
     Preferences,
+    Received,
     ReportIn,
 )
 from tocsin.realtime.ratelimit import Limiter
@@ -46,6 +47,7 @@ CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_SERVER_ERROR = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
 
 
 class ProtocolViolation(Exception):
@@ -131,13 +133,17 @@ class CitizenSession:
 
     async def send(self, message: dict[str, Any]) -> None:
         if self.client is not None:
-            await self.client.put(None, protocol.encode(message))
+            await self.client.put((), protocol.encode(message))
         else:
             await self.websocket.send_text(protocol.encode(message))
 
+    def _written(self, alert_ids: tuple[Any, ...]) -> None:
+        assert self.client is not None
+        for alert_id in alert_ids:
+            self.realtime.deliveries.wrote(alert_id, (self.client.device.device_id,))
+
     async def write(self) -> None:
         assert self.client is not None
-        counters = self.realtime.counters
         try:
             while True:
                 item = await self.client.queue.get()
@@ -146,12 +152,12 @@ class CitizenSession:
                 if isinstance(item, int):
                     self.request_close(item)
                     return
-                alert_id, text = item
+                alert_ids, text = item
                 self.client.sending = True
                 await self.websocket.send_text(text)
                 self.client.sending = False
-                if alert_id is not None:
-                    counters.add(alert_id, "delivered")
+                if alert_ids:
+                    self._written(alert_ids)
         except (WebSocketDisconnect, RuntimeError, OSError):
             return
         finally:
@@ -214,7 +220,7 @@ class CitizenSession:
     async def _start(self, hello: Hello) -> bool:
         realtime = self.realtime
         try:
-            stored = await devices.remember_committed(realtime.database, hello)
+            stored = await devices.remember_committed(realtime.database, hello, may_create=self._may_create_device)
         except devices.JoinRefused as refused:
             await self.websocket.send_text(protocol.encode(protocol.error(refused.code, str(refused), id=hello.id)))
             await self.websocket.close(CLOSE_POLICY)
@@ -225,7 +231,7 @@ class CitizenSession:
             realtime.settings.client_queue_size,
             write_now=getattr(self.websocket, "write_now", None),
             direct=getattr(self.websocket, "lean_connection", None),
-            delivered=lambda alert_id: realtime.counters.add(alert_id, "delivered"),
+            written=self._written,
         )
         self.client.held = []
         upto = realtime.hub.add(self.client)  # from here on, live messages for this device are held
@@ -241,24 +247,34 @@ class CitizenSession:
         )
         # A device may have seen more than this worker has fanned out yet (it was on another worker).
         replayed = max(upto, hello.last_seq or 0)
-        if hello.last_seq is not None and hello.last_seq < upto:
-            replayed = await realtime.dispatcher.replay(self.client, hello.last_seq, upto)
-        await self.send(await realtime.dispatcher.snapshot(self.client, upto))
+        try:
+            if hello.last_seq is not None and hello.last_seq < upto:
+                replayed = await realtime.dispatcher.replay(self.client, hello.last_seq, upto)
+            await self.client.put(*await realtime.dispatcher.snapshot(self.client, upto))
+        except Exception as exc:  # the database failed us: the device reconnects and replays from its last_seq
+            log.warning("replay or snapshot for a device failed (%s); asking it to reconnect", type(exc).__name__)
+            self.client.held = None
+            await self._close_after_sending(CLOSE_TRY_AGAIN_LATER)
+            return False
         await self._release_held(replayed)
         return True
+
+    def _may_create_device(self) -> bool:
+        """New device ids per address are bounded (each is a voice in the counts); exercise devices exist already."""
+        return bool(getattr(self.websocket, "in_process", False)) or self.realtime.ip_new_devices.allow(self.ip)
 
     async def _release_held(self, after: int) -> None:
         assert self.client is not None
         held, self.client.held = self.client.held or [], None
-        for seq, alert_id, text in held:
+        for seq, alert_ids, text in held:
             if seq > after:
-                await self.client.put(alert_id, text)
+                await self.client.put(alert_ids, text)
 
     async def _resnapshot(self) -> None:
         """After a location or places change: the snapshot first, then whatever was fanned out meanwhile."""
         assert self.client is not None
         upto = self.realtime.hub.last_seq
-        await self.send(await self.realtime.dispatcher.snapshot(self.client, upto))
+        await self.client.put(*await self.realtime.dispatcher.snapshot(self.client, upto))
         await self._release_held(upto)
 
     async def _handle_text(self, text: str) -> None:
@@ -334,6 +350,10 @@ class CitizenSession:
             await self._preferences(message)
         elif isinstance(message, AckAlert | CheckIn):
             await self._respond(message)
+        elif isinstance(message, Received):
+            for alert_id in message.alert_ids:
+                realtime.deliveries.receive(alert_id, device.device_id)
+            await self._ack(message.id)
         elif isinstance(message, ReportIn):
             await self._report(message)
         elif isinstance(message, MyReports):
@@ -368,29 +388,27 @@ class CitizenSession:
         await self._ack(message.id)
 
     async def _respond(self, message: AckAlert | CheckIn) -> None:
+        """An answer counts once per device, and only from a device the alert was sent to (which also keeps
+        exercise devices and public devices out of each other's alerts)."""
         assert self.client is not None
-        counters = self.realtime.counters
-        checkin = message.status if isinstance(message, CheckIn) else None
-        location = message.location if isinstance(message, CheckIn) else None
+        device_id = self.client.device.device_id
         try:
             async with self.realtime.database.sessions() as session:
-                first, previous = await devices.respond(
+                await devices.respond(
                     session,
                     alert_id=message.alert_id,
-                    device_id=self.client.device.device_id,
-                    acknowledged=True,
-                    checkin=checkin,
-                    location=location,
+                    device_id=device_id,
+                    checkin=message.status if isinstance(message, CheckIn) else None,
+                    location=message.location if isinstance(message, CheckIn) else None,
+                    sent_here=self.realtime.deliveries.noted(message.alert_id, device_id),
                 )
                 await session.commit()
         except devices.UnknownAlert:
             raise ProtocolViolation("unknown_alert", "no such alert", id=message.id, field="alert_id") from None
-        if first:
-            counters.add(message.alert_id, "acknowledged")
-        if checkin is not None and checkin != previous:
-            counters.add(message.alert_id, checkin)
-            if previous is not None:
-                counters.add(message.alert_id, previous, -1)
+        except devices.NotDelivered:
+            raise ProtocolViolation(
+                "not_delivered", "this alert was not sent to this device", id=message.id, field="alert_id"
+            ) from None
         await self._ack(message.id, alert_id=str(message.alert_id))
 
     async def _report(self, message: ReportIn) -> None:

@@ -1,8 +1,10 @@
-"""Live per-alert counts for operators: devices in the area, delivered, acknowledged, safe, need help.
+"""Reach per alert, kept in the database: which devices an alert was meant for, written to, and received by.
 
-Workers add to a local tally (no I/O on the fan-out path) and flush it every half second to a shared store: Redis
-hashes in production (so counts add up across workers), a dict in embedded mode. Acknowledgements and check-ins are
-also stored per device in the database (alert_responses), which stays the record.
+The fan-out never awaits the database. The hub and the connections note deliveries in memory (a dict entry per
+device) and a background task writes them every half second in one transaction: an upsert keyed by (alert, device),
+so a device that gets an alert again (in a snapshot after a move, on replay after a reconnect) stays one row and its
+earliest times are kept. Counts are read from the database, so they add up over workers and survive a Redis flush or
+a restart. Acknowledgements and check-ins are the stored answers (alert_responses).
 """
 
 from __future__ import annotations
@@ -11,101 +13,153 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import defaultdict
-from typing import Protocol
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
-import redis.asyncio as redis
-from redis.exceptions import RedisError
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tocsin import backend
+from tocsin.db import Database
+from tocsin.models import AlertDelivery, AlertResponse
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("in_area", "delivered", "acknowledged", "safe", "need_help")
+# in_area: devices the alert was meant for (in its area and wanting it: live, in a snapshot or on replay);
+# delivered: written to the device's socket; received: the device said it received it (`received` message).
+FIELDS = ("in_area", "delivered", "received", "acknowledged", "safe", "need_help")
+
+Noted = dict[uuid.UUID, dict[str, datetime]]  # alert -> device -> when
 
 
-class CounterStore(Protocol):
-    async def add(self, deltas: dict[uuid.UUID, dict[str, int]]) -> None: ...
-    async def totals(self, alert_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]: ...
-    async def close(self) -> None: ...
+def _note(into: Noted, alert_id: uuid.UUID, device_ids: Iterable[str], at: datetime) -> None:
+    devices = into.get(alert_id)
+    if devices is None:
+        devices = into[alert_id] = {}
+    for device_id in device_ids:
+        devices.setdefault(device_id, at)  # the earliest time wins
 
 
-class MemoryCounterStore:
-    def __init__(self) -> None:
-        self.values: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
-
-    async def add(self, deltas: dict[uuid.UUID, dict[str, int]]) -> None:
-        for alert_id, fields in deltas.items():
-            for name, n in fields.items():
-                self.values[alert_id][name] += n
-
-    async def totals(self, alert_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
-        return {a: dict(self.values[a]) if a in self.values else dict.fromkeys(FIELDS, 0) for a in alert_ids}
-
-    async def close(self) -> None:
-        return None
+def _merge_back(into: Noted, older: Noted) -> None:
+    for alert_id, devices in older.items():
+        for device_id, at in devices.items():
+            _note(into, alert_id, (device_id,), at)
 
 
-class RedisCounterStore:
-    def __init__(self, url: str) -> None:
-        self.client: redis.Redis = redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
-
-    @staticmethod
-    def key(alert_id: uuid.UUID) -> str:
-        return f"tocsin:counts:{alert_id}"
-
-    async def add(self, deltas: dict[uuid.UUID, dict[str, int]]) -> None:
-        async with self.client.pipeline(transaction=False) as pipe:
-            for alert_id, fields in deltas.items():
-                for name, n in fields.items():
-                    pipe.hincrby(self.key(alert_id), name, n)
-                pipe.expire(self.key(alert_id), 30 * 24 * 3600)
-            await pipe.execute()
-
-    async def totals(self, alert_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
-        async with self.client.pipeline(transaction=False) as pipe:
-            for alert_id in alert_ids:
-                pipe.hgetall(self.key(alert_id))
-            rows = await pipe.execute()
-        found: dict[uuid.UUID, dict[str, int]] = {}
-        for alert_id, row in zip(alert_ids, rows, strict=True):
-            values = {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in row.items()}
-            found[alert_id] = {name: values.get(name, 0) for name in FIELDS}
-        return found
-
-    async def close(self) -> None:
-        await self.client.aclose()
+def _copy(noted: Noted) -> Noted:
+    return {alert_id: dict(devices) for alert_id, devices in noted.items()}
 
 
-class Counters:
-    """This worker's tally, flushed to the store in the background."""
+def _upsert(dialect_name: str) -> Any:
+    table: Any = AlertDelivery.__table__
+    statement: Any = postgresql.insert(table) if backend.is_postgres(dialect_name) else sqlite.insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=["alert_id", "device_id"],
+        set_={
+            "written_at": func.coalesce(table.c.written_at, statement.excluded.written_at),
+            "received_at": func.coalesce(table.c.received_at, statement.excluded.received_at),
+        },
+    )
 
-    def __init__(self, store: CounterStore, interval: float = 0.5) -> None:
-        self.store = store
+
+def _set_once(column: str) -> Any:
+    """UPDATE of one time column where it is still empty; never creates a row (a receipt for an alert the device
+    was not sent is ignored)."""
+    table: Any = AlertDelivery.__table__
+    return (
+        update(table)
+        .where(table.c.alert_id == bindparam("a"), table.c.device_id == bindparam("d"), table.c[column].is_(None))
+        .values({column: bindparam("at")})
+    )
+
+
+class DeliveryRecorder:
+    """This worker's deliveries not yet in the database, written in the background."""
+
+    def __init__(self, database: Database, interval: float = 0.5) -> None:
+        self.database = database
         self.interval = interval
-        self.pending: dict[uuid.UUID, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.targeted: Noted = {}
+        self.written: Noted = {}
+        self.received: Noted = {}
+        self.in_flight: Noted = {}  # being written right now
+        self.failing = False  # warn once per outage, not every half second
+        self.flushing = asyncio.Lock()
         self.task: asyncio.Task[None] | None = None
 
-    def add(self, alert_id: uuid.UUID, name: str, n: int = 1) -> None:
-        self.pending[alert_id][name] += n
+    # ---- noting: synchronous, no I/O ---------------------------------------------------------------------------
+
+    def target(self, alert_id: uuid.UUID, device_ids: Iterable[str], at: datetime | None = None) -> None:
+        _note(self.targeted, alert_id, device_ids, at or datetime.now(UTC))
+
+    def wrote(self, alert_id: uuid.UUID, device_ids: Iterable[str], at: datetime | None = None) -> None:
+        _note(self.written, alert_id, device_ids, at or datetime.now(UTC))
+
+    def receive(self, alert_id: uuid.UUID, device_id: str) -> None:
+        _note(self.received, alert_id, (device_id,), datetime.now(UTC))
+
+    def noted(self, alert_id: uuid.UUID, device_id: str) -> bool:
+        """Meant for this device on this worker and not yet flushed (the database does not know it yet)."""
+        return device_id in self.targeted.get(alert_id, {}) or device_id in self.in_flight.get(alert_id, {})
+
+    # ---- writing -----------------------------------------------------------------------------------------------
 
     async def flush(self) -> None:
-        if not self.pending:
-            return
-        deltas = {a: dict(fields) for a, fields in self.pending.items()}
-        self.pending.clear()
-        try:
-            await self.store.add(deltas)
-        except (RedisError, OSError) as exc:
-            log.warning("could not flush counts (%s); keeping them for the next try", exc)
-            for alert_id, fields in deltas.items():
-                for name, n in fields.items():
-                    self.pending[alert_id][name] += n
+        async with self.flushing:
+            targeted, written, received = self.targeted, self.written, self.received
+            if not (targeted or written or received):
+                return
+            self.targeted, self.written, self.received = {}, {}, {}
+            self.in_flight = targeted
+            try:
+                await self._write(targeted, _copy(written), _copy(received))
+                if self.failing:
+                    log.warning("deliveries are written again")
+                self.failing = False
+            except Exception as exc:  # the database is away: keep them for the next try
+                if not self.failing:
+                    log.warning("could not write deliveries (%s); keeping them for the next try", type(exc).__name__)
+                self.failing = True
+                _merge_back(self.targeted, targeted)
+                _merge_back(self.written, written)
+                _merge_back(self.received, received)
+            finally:
+                self.in_flight = {}
+
+    async def _write(self, targeted: Noted, written: Noted, received: Noted) -> None:
+        rows = []
+        for alert_id, devices in targeted.items():
+            written_here, received_here = written.get(alert_id, {}), received.get(alert_id, {})
+            for device_id, at in devices.items():
+                rows.append(
+                    {
+                        "alert_id": alert_id,
+                        "device_id": device_id,
+                        "targeted_at": at,
+                        "written_at": written_here.pop(device_id, None),
+                        "received_at": received_here.pop(device_id, None),
+                    }
+                )
+        rows.sort(key=lambda row: (str(row["alert_id"]), row["device_id"]))  # one lock order on every worker
+        later_written = [{"a": a, "d": d, "at": at} for a, devices in written.items() for d, at in devices.items()]
+        later_received = [{"a": a, "d": d, "at": at} for a, devices in received.items() for d, at in devices.items()]
+        async with self.database.sessions() as session:
+            if rows:
+                await session.execute(_upsert(self.database.dialect_name), rows)
+            connection = await session.connection()
+            if later_written:
+                await connection.execute(_set_once("written_at"), later_written)
+            if later_received:
+                await connection.execute(_set_once("received_at"), later_received)
+            await session.commit()
 
     async def totals(self, alert_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
+        """Counts per alert from the database, after writing what this worker still holds."""
         await self.flush()
-        try:
-            return await self.store.totals(alert_ids)
-        except (RedisError, OSError):
-            return {a: dict.fromkeys(FIELDS, 0) for a in alert_ids}
+        async with self.database.sessions() as session:
+            return await alert_counts(session, alert_ids)
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._loop())
@@ -121,8 +175,34 @@ class Counters:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
         await self.flush()
-        await self.store.close()
 
 
-def create_counters(redis_url: str | None) -> Counters:
-    return Counters(RedisCounterStore(redis_url) if redis_url else MemoryCounterStore())
+async def alert_counts(session: AsyncSession, alert_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
+    counts = {alert_id: dict.fromkeys(FIELDS, 0) for alert_id in alert_ids}
+    if not alert_ids:
+        return counts
+    deliveries = await session.execute(
+        select(
+            AlertDelivery.alert_id,
+            func.count(),
+            func.count(AlertDelivery.written_at),
+            func.count(AlertDelivery.received_at),
+        )
+        .where(AlertDelivery.alert_id.in_(alert_ids))
+        .group_by(AlertDelivery.alert_id)
+    )
+    for alert_id, in_area, delivered, received in deliveries:
+        counts[alert_id].update(in_area=in_area, delivered=delivered, received=received)
+    answers = await session.execute(
+        select(
+            AlertResponse.alert_id,
+            func.count(AlertResponse.acknowledged_at),
+            func.count().filter(AlertResponse.checkin == "safe"),
+            func.count().filter(AlertResponse.checkin == "need_help"),
+        )
+        .where(AlertResponse.alert_id.in_(alert_ids))
+        .group_by(AlertResponse.alert_id)
+    )
+    for alert_id, acknowledged, safe, need_help in answers:
+        counts[alert_id].update(acknowledged=acknowledged, safe=safe, need_help=need_help)
+    return counts

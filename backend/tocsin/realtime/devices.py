@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hmac
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tocsin import backend
 from tocsin.db import Database
 from tocsin.exercises import clock as exercise_clock
-from tocsin.models import Alert, AlertResponse, Device, Exercise
+from tocsin.models import Alert, AlertDelivery, AlertResponse, Device, Exercise
 from tocsin.realtime.protocol import Hello, Location, Place
 
 
@@ -64,10 +66,13 @@ def _unchanged(device: Device, hello: Hello) -> bool:
     )
 
 
-async def remember(session: AsyncSession, hello: Hello) -> Device:
-    """Create or refresh the device row; places and preferences given in `hello` replace the stored ones."""
+async def remember(session: AsyncSession, hello: Hello, may_create: Callable[[], bool] = lambda: True) -> Device:
+    """Create or refresh the device row; places and preferences given in `hello` replace the stored ones.
+    `may_create` is asked before a new device id is stored (new ids are bounded per address)."""
     stored = await session.get(Device, hello.device_id)
     await _check_exercise(session, hello, stored)
+    if stored is None and not may_create():
+        raise JoinRefused("too_many_devices", "too many new devices from this address; try again in a minute")
     if stored is not None and stored.exercise_id is not None and _unchanged(stored, hello):
         # A synthetic citizen (its row written in bulk when the exercise began) coming back: read, no write, so a
         # thousand of them reconnecting do not queue for SQLite's one writer in front of an operator.
@@ -88,12 +93,12 @@ async def remember(session: AsyncSession, hello: Hello) -> Device:
     return device
 
 
-async def remember_committed(database: Database, hello: Hello) -> Device:
+async def remember_committed(database: Database, hello: Hello, may_create: Callable[[], bool] = lambda: True) -> Device:
     """`remember` in its own transaction; if the same device raced in from another connection, once more."""
     for attempt in (1, 2):
         try:
             async with database.sessions() as session:
-                device = await remember(session, hello)
+                device = await remember(session, hello, may_create)
                 await session.commit()
                 return device
         except IntegrityError:
@@ -135,36 +140,45 @@ class UnknownAlert(Exception):
     pass
 
 
+class NotDelivered(Exception):
+    pass
+
+
 async def respond(
     session: AsyncSession,
     *,
     alert_id: uuid.UUID,
     device_id: str,
-    acknowledged: bool = False,
     checkin: str | None = None,
     location: Location | None = None,
-) -> tuple[bool, str | None]:
-    """Record an acknowledgement or a check-in. Returns (first acknowledgement?, previous check-in)."""
+    sent_here: bool = False,
+) -> None:
+    """Record an acknowledgement, and a check-in if given (a later check-in replaces the earlier one).
+
+    Only from a device the alert was sent to (`sent_here`: this worker sent it and has not written that down yet).
+    One row per (alert, device), made by INSERT ... ON CONFLICT DO NOTHING, so concurrent answers cannot both create
+    one, and a device counts once however often it answers."""
     if await session.get(Alert, alert_id) is None:
         raise UnknownAlert(str(alert_id))
-    now = datetime.now(UTC)
-    row = (
-        await session.execute(
-            select(AlertResponse).where(AlertResponse.alert_id == alert_id, AlertResponse.device_id == device_id)
+    if not sent_here:
+        sent = await session.execute(
+            select(AlertDelivery.alert_id).where(
+                AlertDelivery.alert_id == alert_id, AlertDelivery.device_id == device_id
+            )
         )
-    ).scalar_one_or_none()
-    if row is None:
-        row = AlertResponse(alert_id=alert_id, device_id=device_id)
-        session.add(row)
-    first_ack = False
-    previous = row.checkin
-    if (acknowledged or checkin) and row.acknowledged_at is None:
-        row.acknowledged_at = now  # a check-in implies the alert was received
-        first_ack = True
+        if sent.first() is None:
+            raise NotDelivered(str(alert_id))
+    now = datetime.now(UTC)
+    insert = backend.insert_ignoring_duplicates(AlertResponse, backend.dialect_of(session))
+    await session.execute(insert.values(alert_id=alert_id, device_id=device_id, acknowledged_at=now))
     if checkin is not None:
-        row.checkin = checkin
-        row.checkin_at = now
-        row.checkin_lon = location.lon if location else None
-        row.checkin_lat = location.lat if location else None
-    await session.flush()
-    return first_ack, previous
+        await session.execute(
+            update(AlertResponse)
+            .where(AlertResponse.alert_id == alert_id, AlertResponse.device_id == device_id)
+            .values(
+                checkin=checkin,
+                checkin_at=now,
+                checkin_lon=location.lon if location else None,
+                checkin_lat=location.lat if location else None,
+            )
+        )

@@ -31,8 +31,14 @@ from tocsin.realtime.hub import Client, Hub, PreparedAlert
 log = logging.getLogger(__name__)
 
 MAX_AREA_VERTICES_SENT = 2_000
+RETRY_FIRST_SECONDS = 0.1
+RETRY_MAX_SECONDS = 5.0
 REPLAY_PAGE = 200
 ACTIVE_LIMIT = 5_000  # active alerts considered for snapshots
+
+
+class Unrenderable(Exception):
+    """An issued message that can never be turned into what a device is sent (not a failure to read it)."""
 
 
 def alert_body(alert: Alert, message: CapAlert, language: str, geometry: BaseGeometry | None) -> dict[str, Any]:
@@ -70,6 +76,32 @@ def alert_body(alert: Alert, message: CapAlert, language: str, geometry: BaseGeo
     }
 
 
+def render(alert: Alert, geometries: list[BaseGeometry], seq: int) -> PreparedAlert:
+    message = alerts.cap_content(alert)
+    if not message.info:
+        raise Unrenderable("the message has no info")
+    geometry = geo.union_geometries(geometries)
+    languages = list(dict.fromkeys(info.lang for info in message.info))
+    bodies = {language: alert_body(alert, message, language, geometry) for language in languages}
+    prepared = PreparedAlert(
+        seq=seq,
+        alert_id=alert.id,
+        msg_type=alert.msg_type,
+        status=alert.status,
+        scope=alert.scope,
+        exercise_id=alert.exercise_id,
+        categories=frozenset(c for info in message.info for c in info.category),
+        severity_rank=max(SEVERITY_RANK.get(info.severity, 0) for info in message.info),
+        geometry=geometry,
+        languages=languages,
+        bodies=bodies,
+    )
+    prepared.texts = {
+        language: protocol.encode({"type": "alert", "seq": seq, **body}) for language, body in bodies.items()
+    }
+    return prepared
+
+
 class AlertDispatcher:
     def __init__(self, database: Database, hub: Hub, poll_seconds: float = 1.0) -> None:
         self.database = database
@@ -103,111 +135,113 @@ class AlertDispatcher:
         self.wakeup.set()
 
     async def _loop(self) -> None:
+        failures = 0
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), timeout=self.poll_seconds)
+            if failures:
+                await asyncio.sleep(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (failures - 1)))
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), timeout=self.poll_seconds)
             self.wakeup.clear()
             try:
                 await self.catch_up()
-            except Exception:
-                log.exception("catching up on alert events failed; retrying")
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                log.warning(
+                    "reading alert events after seq %d failed (%s: %s); attempt %d, retrying",
+                    self.last_seq,
+                    type(exc).__name__,
+                    exc,
+                    failures,
+                )
 
     async def catch_up(self) -> int:
-        """Fan out every event after the last one handled, in order."""
+        """Fan out every event after the last one handled, in order. The sequence never passes an event that could
+        not be read: what was read before it goes out, then the failure is raised and the caller retries from it."""
         handled = 0
         async with self.lock:
             while True:
-                async with self.database.sessions() as session:
-                    rows = (
-                        (
-                            await session.execute(
-                                select(AlertEvent)
-                                .where(AlertEvent.seq > self.last_seq)
-                                .order_by(AlertEvent.seq)
-                                .limit(100)
+                ready: list[tuple[AlertEvent, PreparedAlert | None]] = []
+                failure: Exception | None = None
+                try:
+                    async with self.database.sessions() as session:
+                        rows = (
+                            (
+                                await session.execute(
+                                    select(AlertEvent)
+                                    .where(AlertEvent.seq > self.last_seq)
+                                    .order_by(AlertEvent.seq)
+                                    .limit(100)
+                                )
                             )
+                            .scalars()
+                            .all()
                         )
-                        .scalars()
-                        .all()
-                    )
-                    prepared = [await self._prepare_event(session, row) for row in rows]
-                if not rows:
+                        for row in rows:
+                            ready.append((row, await self._prepare_event(session, row)))
+                except Exception as exc:
+                    if not ready:
+                        raise
+                    failure = exc
+                if not ready:
                     return handled
-                for row, alert in zip(rows, prepared, strict=True):
-                    self.last_seq = row.seq
-                    if alert is None:
-                        self.hub.last_seq = row.seq
-                    else:
-                        try:
-                            self.hub.fan_out(alert)  # synchronous: no await between last_seq and the enqueues
-                        except Exception:  # one broken message must not stop delivery; devices replay it later
-                            log.exception("fanning out alert event %d failed", row.seq)
+                for row, alert in ready:
+                    self._fan_out(row, alert)
                     handled += 1
+                if failure is not None:
+                    raise failure
+
+    def _fan_out(self, event: AlertEvent, alert: PreparedAlert | None) -> None:
+        self.last_seq = event.seq
+        if alert is None:
+            self.hub.last_seq = event.seq
+            return
+        try:
+            self.hub.fan_out(alert)  # synchronous: no await between last_seq and the enqueues
+        except Exception:  # a bug; devices get it in their snapshot or on replay
+            log.exception("fanning out alert %s (seq %d) failed", alert.alert_id, event.seq)
 
     async def _prepare_event(self, session: Any, event: AlertEvent) -> PreparedAlert | None:
+        """The message to send for an event, None for events that send nothing. A failure to read raises; only a
+        message that can never be rendered is skipped, loudly."""
         if event.kind != "issued":
             return None
         try:
             return await self.prepare(session, event.alert_id, event.seq)
-        except Exception:  # skip it for live delivery rather than retry the same page forever
-            log.exception("preparing alert event %d failed; skipped for live delivery", event.seq)
+        except Unrenderable as exc:
+            log.error(
+                "alert %s (seq %d) can never be rendered (%s); no device will get it", event.alert_id, event.seq, exc
+            )
             return None
 
-    async def prepare(self, session: Any, alert_id: uuid.UUID, seq: int) -> PreparedAlert | None:
+    async def prepare(self, session: Any, alert_id: uuid.UUID, seq: int) -> PreparedAlert:
+        """Read (errors propagate: the caller retries) then render (errors are permanent: Unrenderable)."""
         cached = self.cache.get(alert_id)
         if cached is not None and cached.seq == seq:
             return cached
         alert = await session.get(Alert, alert_id)
         if alert is None:
-            return None
-        geometries = (
-            (
-                await session.execute(
-                    select(AlertArea.geom).where(AlertArea.alert_id == alert_id, AlertArea.geom.is_not(None))
-                )
-            )
-            .scalars()
-            .all()
-        )
-        message = alerts.cap_content(alert)
-        if not message.info:
-            return None
+            raise Unrenderable("the alert is gone")
+        geometries = await self._area(session, alert.id)
         if not geometries and alert.references_alert_id is not None:
             # An Update or Cancel without an area of its own goes where the message it follows went.
-            geometries = (
-                (
-                    await session.execute(
-                        select(AlertArea.geom).where(
-                            AlertArea.alert_id == alert.references_alert_id, AlertArea.geom.is_not(None)
-                        )
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        geometry = geo.union_geometries(list(geometries))
-        languages = list(dict.fromkeys(info.lang for info in message.info))
-        bodies = {language: alert_body(alert, message, language, geometry) for language in languages}
-        prepared = PreparedAlert(
-            seq=seq,
-            alert_id=alert.id,
-            msg_type=alert.msg_type,
-            status=alert.status,
-            scope=alert.scope,
-            exercise_id=alert.exercise_id,
-            categories=frozenset(c for info in message.info for c in info.category),
-            severity_rank=max(SEVERITY_RANK.get(info.severity, 0) for info in message.info),
-            geometry=geometry,
-            languages=languages,
-            bodies=bodies,
-        )
-        prepared.texts = {
-            language: protocol.encode({"type": "alert", "seq": seq, **body}) for language, body in bodies.items()
-        }
+            geometries = await self._area(session, alert.references_alert_id)
+        try:
+            prepared = render(alert, list(geometries), seq)
+        except Unrenderable:
+            raise
+        except Exception as exc:
+            raise Unrenderable(f"{type(exc).__name__}: {exc}") from exc
         self.cache[alert_id] = prepared
         while len(self.cache) > 512:
             self.cache.popitem(last=False)
         return prepared
+
+    @staticmethod
+    async def _area(session: Any, alert_id: uuid.UUID) -> list[BaseGeometry]:
+        query = select(AlertArea.geom).where(AlertArea.alert_id == alert_id, AlertArea.geom.is_not(None))
+        return list((await session.execute(query)).scalars().all())
 
     # ---- one device: replay and snapshot ------------------------------------------------------------------------
 
@@ -238,7 +272,8 @@ class AlertDispatcher:
                 last = seq
                 if alert is None or not client.device.wants(alert) or not client.device.inside(alert.geometry):
                     continue
-                await client.put(alert.alert_id, alert.texts[alert.language_for(client.device.languages)])
+                self.hub.deliveries.target(alert.alert_id, (client.device.device_id,))
+                await client.put(alert.ids, alert.texts[alert.language_for(client.device.languages)])
         return max(last, upto) if not client.closed else last
 
     async def active_alerts(self) -> list[PreparedAlert]:
@@ -270,16 +305,28 @@ class AlertDispatcher:
                     )
                 ).scalars()
             }
-            prepared = [await self.prepare(session, a.id, issued.get(a.id, 0)) for a in found]
-        self.active = [p for p in prepared if p is not None]
+            prepared = []
+            for alert in found:
+                try:
+                    prepared.append(await self.prepare(session, alert.id, issued.get(alert.id, 0)))
+                except Unrenderable as exc:
+                    log.error("active alert %s can never be rendered (%s); left out of snapshots", alert.id, exc)
+        self.active = prepared
         self.active_at = time.monotonic()
         self.active_seq = seq_now
 
-    async def snapshot(self, client: Client, seq: int) -> dict[str, Any]:
-        """Active alerts that apply to the device, up to `seq`; later ones reach it as live `alert` messages."""
+    async def snapshot(self, client: Client, seq: int) -> tuple[tuple[uuid.UUID, ...], str]:
+        """Active alerts that apply to the device, up to `seq` (later ones reach it as live `alert` messages): the
+        alerts it carries (noted as meant for this device) and the encoded message."""
         applying = [
-            alert.bodies[alert.language_for(client.device.languages)] | {"alert_seq": alert.seq}
+            alert
             for alert in await self.active_alerts()
             if alert.seq <= seq and client.device.wants(alert) and client.device.inside(alert.geometry)
         ]
-        return {"type": "snapshot", "seq": seq, "alerts": applying}
+        for alert in applying:
+            self.hub.deliveries.target(alert.alert_id, (client.device.device_id,))
+        bodies = [
+            alert.bodies[alert.language_for(client.device.languages)] | {"alert_seq": alert.seq} for alert in applying
+        ]
+        text = protocol.encode({"type": "snapshot", "seq": seq, "alerts": bodies})
+        return tuple(alert.alert_id for alert in applying), text

@@ -20,7 +20,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from tocsin.alerts.schemas import SEVERITY_RANK
-from tocsin.realtime.counters import Counters
+from tocsin.realtime.counters import DeliveryRecorder
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,10 @@ QUEUE_SIZE = 64
 HELD_LIMIT = 1_000  # live messages kept for one device while its replay runs
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_NORMAL = 1000
+FALLBACK_LANGUAGE = "en"
+
+# What waits in a device's queue: (the alerts the frame carries, the frame), or a close code, or None (stop).
+Queued = tuple[tuple[uuid.UUID, ...], str] | int | None
 
 
 @dataclass
@@ -47,9 +51,13 @@ class PreparedAlert:
     bodies: dict[str, dict[str, Any]]  # language -> message body without seq
     texts: dict[str, str] = field(default_factory=dict)  # language -> encoded `alert` message (with seq)
 
+    @property
+    def ids(self) -> tuple[uuid.UUID]:
+        return (self.alert_id,)
+
     def language_for(self, preferred: list[str]) -> str:
-        """The device's first language the alert has (by primary subtag), else the alert's first language."""
-        for wanted in preferred:
+        """The device's first language the alert has (by primary subtag), else English, else the alert's first."""
+        for wanted in [*preferred, FALLBACK_LANGUAGE]:
             primary = wanted.split("-")[0].lower()
             for language in self.languages:
                 if language.split("-")[0].lower() == primary:
@@ -110,41 +118,41 @@ class Client:
         close: Callable[[int], None],
         queue_size: int = QUEUE_SIZE,
         write_now: Callable[[str], bool] | None = None,
-        delivered: Callable[[uuid.UUID], None] | None = None,
+        written: Callable[[tuple[uuid.UUID, ...]], None] | None = None,
         direct: Any = None,
     ) -> None:
         self.device = device
         self.write_now = write_now
         self.direct = direct  # the lean listener's connection, for batched writes
-        self.delivered = delivered
+        self.written = written  # notes the alerts of a frame written to the socket
         self.sending = False  # the writer task is inside a send
-        # (alert id or None, text); an int is a close code the writer applies after sending what came before it.
-        self.queue: asyncio.Queue[tuple[uuid.UUID | None, str] | int | None] = asyncio.Queue(queue_size)
+        # An int is a close code the writer applies after sending what came before it.
+        self.queue: asyncio.Queue[Queued] = asyncio.Queue(queue_size)
         self.close = close
         self.slot = -1
         self.closed = False
-        # While replaying from the database, live messages wait here (seq, alert_id, text).
-        self.held: list[tuple[int, uuid.UUID, str]] | None = None
+        # While replaying from the database, live messages wait here (seq, alert ids, text).
+        self.held: list[tuple[int, tuple[uuid.UUID, ...], str]] | None = None
 
     @property
     def idle(self) -> bool:
         """Nothing queued or being sent for this device: a frame written now keeps the order."""
         return not self.sending and self.queue.empty()
 
-    async def put(self, alert_id: uuid.UUID | None, text: str) -> None:
+    async def put(self, alert_ids: tuple[uuid.UUID, ...], text: str) -> None:
         """Wait for room (replay: the writer is draining the same queue)."""
         if not self.closed:
-            await self.queue.put((alert_id, text))
+            await self.queue.put((alert_ids, text))
 
-    def offer(self, alert_id: uuid.UUID | None, text: str) -> bool:
+    def offer(self, alert_ids: tuple[uuid.UUID, ...], text: str) -> bool:
         if self.closed:
             return False
         if self.write_now is not None and self.idle and self.write_now(text):
-            if alert_id is not None and self.delivered is not None:
-                self.delivered(alert_id)
+            if alert_ids and self.written is not None:
+                self.written(alert_ids)
             return True
         try:
-            self.queue.put_nowait((alert_id, text))
+            self.queue.put_nowait((alert_ids, text))
             return True
         except asyncio.QueueFull:
             self.closed = True
@@ -153,8 +161,8 @@ class Client:
 
 
 class Hub:
-    def __init__(self, counters: Counters) -> None:
-        self.counters = counters
+    def __init__(self, deliveries: DeliveryRecorder) -> None:
+        self.deliveries = deliveries
         self.clients: list[Client | None] = []
         self.free: list[int] = []
         self.xs = np.full(0, np.nan)
@@ -245,52 +253,52 @@ class Hub:
         self.last_seq = alert.seq
         if alert.geometry is None:
             return 0
-        matched = 0
+        matched: list[str] = []
         chosen: dict[tuple[str, ...], str] = {}  # device language preferences -> the alert's language for them
         batches: dict[str, list[Client]] = {}  # language -> idle lean connections, written with one encoding
+        ids = alert.ids
         for slot in self.matching_slots(alert.geometry):
             client = self.clients[int(slot)]
             if client is None or client.closed or not client.device.wants(alert):
                 continue
-            matched += 1
+            matched.append(client.device.device_id)
             preferences = tuple(client.device.languages)
             language = chosen.get(preferences)
             if language is None:
                 language = chosen[preferences] = alert.language_for(client.device.languages)
             if client.held is not None:
-                client.held.append((alert.seq, alert.alert_id, alert.texts[language]))
+                client.held.append((alert.seq, ids, alert.texts[language]))
                 if len(client.held) > HELD_LIMIT:  # replaying for too long: reconnect and replay from the database
                     client.closed = True
                     client.close(CLOSE_TRY_AGAIN_LATER)
             elif self.write_batch is not None and client.direct is not None and client.idle:
                 batches.setdefault(language, []).append(client)
             else:
-                client.offer(alert.alert_id, alert.texts[language])
-        delivered = 0
+                client.offer(ids, alert.texts[language])
+        # Noted before the batched writes below: a device may answer the moment its frame is out.
+        if matched:
+            self.deliveries.target(alert.alert_id, matched)
         for language, batch in batches.items():
             text = alert.texts[language]
             written = self.write_batch(batch, text) if self.write_batch is not None else []
-            delivered += len(written)
+            if written:
+                self.deliveries.wrote(alert.alert_id, [client.device.device_id for client in written])
             done = {id(client) for client in written}
             for client in batch:
                 if id(client) not in done:
-                    client.offer(alert.alert_id, text)  # not writable right now: the queue takes it
-        if matched:
-            self.counters.add(alert.alert_id, "in_area", matched)
-        if delivered:
-            self.counters.add(alert.alert_id, "delivered", delivered)
-        return matched
+                    client.offer(ids, text)  # not writable right now: the queue takes it
+        return len(matched)
 
     def send_to_device(self, device_id: str, text: str) -> bool:
         client = self.by_device.get(device_id)
-        return client.offer(None, text) if client is not None else False
+        return client.offer((), text) if client is not None else False
 
     def close_exercise(self, exercise_id: str, farewell: str) -> int:
         """Say why, then close every connection of this exercise's devices (the writer closes after the message)."""
         closed = 0
         for client in list(self.by_device.values()):
             if client.device.exercise_id == exercise_id and not client.closed:
-                client.offer(None, farewell)
+                client.offer((), farewell)
                 client.closed = True
                 try:
                     client.queue.put_nowait(CLOSE_NORMAL)

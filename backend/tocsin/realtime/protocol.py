@@ -32,6 +32,7 @@ MAX_PLACES = 10
 MAX_PLACE_RADIUS_KM = 50.0
 MAX_PLACE_VERTICES = 1_000
 MAX_REPORT_TEXT = 2_000
+MAX_RECEIVED = 100
 
 DeviceId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 MessageId = Annotated[str, Field(min_length=1, max_length=64)]
@@ -144,6 +145,14 @@ class AckAlert(_In):
     alert_id: uuid.UUID
 
 
+class Received(_In):
+    """The device has the alerts in hand (shown them, or stored them to show): counted as received."""
+
+    type: Literal["received"]
+    id: MessageId | None = None
+    alert_ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=MAX_RECEIVED)]
+
+
 class CheckIn(_In):
     type: Literal["checkin"]
     id: MessageId | None = None
@@ -175,11 +184,22 @@ class Ping(_In):
 
 
 ClientMessage = Annotated[
-    Hello | LocationUpdate | PlacesUpdate | Preferences | AckAlert | CheckIn | ReportIn | MyReports | Ping,
+    Hello | LocationUpdate | PlacesUpdate | Preferences | AckAlert | Received | CheckIn | ReportIn | MyReports | Ping,
     Field(discriminator="type"),
 ]
 CLIENT_MESSAGES = TypeAdapter(ClientMessage)
-CLIENT_TYPES = ("hello", "location", "places", "preferences", "ack_alert", "checkin", "report", "my_reports", "ping")
+CLIENT_TYPES = (
+    "hello",
+    "location",
+    "places",
+    "preferences",
+    "ack_alert",
+    "received",
+    "checkin",
+    "report",
+    "my_reports",
+    "ping",
+)
 SERVER_TYPES = ("welcome", "alert", "snapshot", "ack", "error", "my_reports", "report_status", "pong")
 OPERATOR_SERVER_TYPES = ("welcome", "report_new", "report_status", "alert_counts", "error", "pong")
 OPERATOR_CLIENT_TYPES = ("ping",)

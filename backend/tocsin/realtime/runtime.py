@@ -19,7 +19,7 @@ from tocsin.db import Database
 from tocsin.exercises import clock as exercise_clock
 from tocsin.models import Device, Exercise
 from tocsin.realtime import protocol
-from tocsin.realtime.counters import Counters, create_counters
+from tocsin.realtime.counters import DeliveryRecorder
 from tocsin.realtime.dispatcher import AlertDispatcher
 from tocsin.realtime.hub import Hub
 from tocsin.realtime.ratelimit import Limiter
@@ -50,8 +50,8 @@ class Realtime:
         self.settings = settings
         self.database = database
         self.bus = bus
-        self.counters: Counters = create_counters(settings.redis_url)
-        self.hub = Hub(self.counters)
+        self.deliveries = DeliveryRecorder(database)
+        self.hub = Hub(self.deliveries)
         self.dispatcher = AlertDispatcher(database, self.hub, settings.realtime_poll_seconds)
         self.writer = ReportWriter(database, bus)
         self.operators = OperatorFeed()
@@ -60,6 +60,7 @@ class Realtime:
         self.ip_messages = Limiter(settings.ip_messages_per_minute, settings.ip_messages_per_minute / 2)
         self.device_reports = Limiter(settings.device_reports_per_minute, max(5.0, settings.device_reports_per_minute))
         self.ip_reports = Limiter(settings.ip_reports_per_minute, settings.ip_reports_per_minute / 3)
+        self.ip_new_devices = Limiter(settings.ip_new_devices_per_minute, settings.ip_new_devices_per_minute / 2)
         self.counts_task: asyncio.Task[None] | None = None
         self.touch_task: asyncio.Task[None] | None = None
         self.ended_task: asyncio.Task[None] | None = None
@@ -78,7 +79,7 @@ class Realtime:
             )
 
     async def start(self) -> None:
-        self.counters.start()
+        self.deliveries.start()
         await self.dispatcher.start()
         self.writer.start()
         self.counts_task = asyncio.create_task(self._push_counts())
@@ -94,7 +95,7 @@ class Realtime:
                     await task
         await self.writer.stop()
         await self.dispatcher.stop()
-        await self.counters.stop()
+        await self.deliveries.stop()
 
     async def on_report_event(self, message: dict[str, Any]) -> None:
         if message.get("type") == "report_batch":
@@ -159,7 +160,7 @@ class Realtime:
         alert_ids = [a.alert_id for a in await self.dispatcher.active_alerts()]
         if not alert_ids:
             return
-        for alert_id, counts in (await self.counters.totals(alert_ids)).items():
+        for alert_id, counts in (await self.deliveries.totals(alert_ids)).items():
             if self.operators.last_counts.get(alert_id) != counts:
                 self.operators.last_counts[alert_id] = counts
                 self.operators.broadcast({"type": "alert_counts", "alert_id": str(alert_id), **counts})

@@ -7,15 +7,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
-from sqlalchemy import func, select
 
 from tocsin import geo
 from tocsin.alerts import service as alerts
 from tocsin.auth.deps import Operator, Staff
 from tocsin.db import SessionDep
 from tocsin.errors import AppError, InvalidInput
-from tocsin.models import AlertResponse
-from tocsin.realtime.counters import FIELDS
 from tocsin.realtime.protocol import DeviceId
 from tocsin.realtime.runtime import Realtime
 from tocsin.reports import service
@@ -195,19 +192,8 @@ async def public_reports(
 
 @router.get("/alerts/{alert_id}/counts")
 async def alert_counts(request: Request, session: SessionDep, _: Staff, alert_id: uuid.UUID) -> dict[str, Any]:
-    """Devices in the area and delivered (live counters, summed over workers); acknowledged, safe and need help from
-    the stored answers."""
+    """Devices the alert was meant for (in its area: live, in a snapshot or on replay), written to their socket,
+    received (the device said so), acknowledged, safe and need help; from the database, summed over every worker."""
     await alerts.get_alert(session, alert_id=alert_id)
-    live = (await _realtime(request).counters.totals([alert_id]))[alert_id]
-    stored = (
-        await session.execute(
-            select(
-                func.count(AlertResponse.acknowledged_at),
-                func.count().filter(AlertResponse.checkin == "safe"),
-                func.count().filter(AlertResponse.checkin == "need_help"),
-            ).where(AlertResponse.alert_id == alert_id)
-        )
-    ).one()
-    counts = dict.fromkeys(FIELDS, 0) | live
-    counts.update(acknowledged=int(stored[0]), safe=int(stored[1]), need_help=int(stored[2]))
+    counts = (await _realtime(request).deliveries.totals([alert_id]))[alert_id]
     return {"alert_id": str(alert_id), **counts}

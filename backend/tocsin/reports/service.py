@@ -18,7 +18,7 @@ from tocsin import backend, geo
 from tocsin.audit import service as audit
 from tocsin.errors import InvalidInput, NotFound
 from tocsin.exercises import clock as exercise_clock
-from tocsin.models import AlertResponse, Device, Exercise, Incident, Report, User
+from tocsin.models import AlertDelivery, AlertResponse, Device, Exercise, Incident, Report, User
 from tocsin.reports.schemas import (
     ClusterOut,
     IncidentOut,
@@ -297,6 +297,8 @@ async def purge(session: AsyncSession, *, older_than: timedelta, now: datetime |
     # Answers to alerts (device id, need-help status, a check-in's location) go the same way.
     answered = func.coalesce(AlertResponse.checkin_at, AlertResponse.acknowledged_at)
     await session.execute(delete(AlertResponse).where(answered < cutoff))
+    # Which device an alert was meant for says roughly where the device was: the same retention.
+    await session.execute(delete(AlertDelivery).where(AlertDelivery.targeted_at < cutoff))
     return int(getattr(reports, "rowcount", 0) or 0), int(getattr(devices, "rowcount", 0) or 0)
 
 
