@@ -12,7 +12,7 @@ from tocsin.models.exercises import (
     ExerciseReceipt,
 )
 from tocsin.models.glossary import GlossaryConcept, GlossaryProposal, GlossaryVersion
-from tocsin.models.realtime import AlertResponse, Device, Incident, Report
+from tocsin.models.realtime import AlertResponse, Device, Incident, OperatorEvent, Report
 from tocsin.models.users import Organisation, User
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "GlossaryProposal",
     "GlossaryVersion",
     "Incident",
+    "OperatorEvent",
     "Organisation",
     "Report",
     "User",
