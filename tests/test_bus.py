@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+from collections.abc import Callable, Iterator
 
+import pytest
+
+from tests.conftest import free_port
+from tests.realtime.test_workers import Redis
 from tocsin.bus import InProcessBus, RedisBus
 
 
@@ -52,3 +58,53 @@ class TestRedisBus:
         bus = RedisBus("redis://127.0.0.1:1/0")  # nothing listens on port 1
         await bus.publish("tocsin:test", {"seq": 1})
         await bus.client.aclose()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[Redis]:
+    """A redis-server of this test's own, to restart."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = Redis(free_port())
+    server.start()
+    yield server
+    server.kill()
+
+
+async def _until(condition: Callable[[], bool], what: str, seconds: float = 15) -> None:
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.02)
+    assert condition(), what
+
+
+class TestRedisRestart:
+    async def test_the_first_publish_after_a_restart_arrives_and_subscribers_hear_the_bus_is_back(
+        self, own_redis: Redis
+    ) -> None:
+        url = f"redis://127.0.0.1:{own_redis.port}/0"
+        publisher, subscriber = RedisBus(url), RedisBus(url)
+        inbox: list[dict] = []
+        back = asyncio.Event()
+
+        async def keep(message: dict) -> None:
+            inbox.append(message)
+
+        async def resync() -> None:
+            back.set()
+
+        subscriber.subscribe("tocsin:test-restart", keep)
+        subscriber.on_resubscribed(resync)
+        await subscriber.start()
+        try:
+            await publisher.publish("tocsin:test-restart", {"n": 1})
+            await _until(lambda: len(inbox) == 1, "the first message")
+            own_redis.kill()
+            own_redis.start()
+            await asyncio.wait_for(back.wait(), 30)
+            await publisher.publish("tocsin:test-restart", {"n": 2})  # its pooled connection died with the server
+            await _until(lambda: len(inbox) == 2, "the first message after the restart")
+        finally:
+            await subscriber.stop()
+            await publisher.stop()
+        assert inbox == [{"n": 1}, {"n": 2}]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -37,12 +38,12 @@ async def read_events(feed: ClientConnection, count: int, *, wait: float = 15) -
 async def closed_with(feed: ClientConnection, *, wait: float = 15) -> tuple[int, str]:
     """Read until the server closes the feed; its close code and reason."""
     async with asyncio.timeout(wait):
-        try:
+        with contextlib.suppress(websockets.ConnectionClosed):
             while True:
                 await feed.recv()
-        except websockets.ConnectionClosed as closed:
-            assert closed.rcvd is not None, "closed without a close frame"
-            return closed.rcvd.code, closed.rcvd.reason
+    close = feed.protocol.close_rcvd
+    assert close is not None, "closed without a close frame"
+    return close.code, close.reason
 
 
 async def nothing_more(feed: ClientConnection) -> list[dict[str, Any]]:
