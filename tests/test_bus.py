@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -71,11 +71,9 @@ def own_redis() -> Iterator[Redis]:
     server.kill()
 
 
-async def _until(condition: Callable[[], bool], what: str, seconds: float = 15) -> None:
+async def _receive(inbox: asyncio.Queue[dict], count: int, seconds: float = 15) -> list[dict]:
     async with asyncio.timeout(seconds):
-        while not condition():
-            await asyncio.sleep(0.02)
-    assert condition(), what
+        return [await inbox.get() for _ in range(count)]
 
 
 class TestRedisRestart:
@@ -84,11 +82,11 @@ class TestRedisRestart:
     ) -> None:
         url = f"redis://127.0.0.1:{own_redis.port}/0"
         publisher, subscriber = RedisBus(url), RedisBus(url)
-        inbox: list[dict] = []
+        inbox: asyncio.Queue[dict] = asyncio.Queue()
         back = asyncio.Event()
 
         async def keep(message: dict) -> None:
-            inbox.append(message)
+            inbox.put_nowait(message)
 
         async def resync() -> None:
             back.set()
@@ -98,13 +96,13 @@ class TestRedisRestart:
         await subscriber.start()
         try:
             await publisher.publish("tocsin:test-restart", {"n": 1})
-            await _until(lambda: len(inbox) == 1, "the first message")
+            received = await _receive(inbox, 1)
             own_redis.kill()
             own_redis.start()
             await asyncio.wait_for(back.wait(), 30)
             await publisher.publish("tocsin:test-restart", {"n": 2})  # its pooled connection died with the server
-            await _until(lambda: len(inbox) == 2, "the first message after the restart")
+            received += await _receive(inbox, 1)
         finally:
             await subscriber.stop()
             await publisher.stop()
-        assert inbox == [{"n": 1}, {"n": 2}]
+        assert received == [{"n": 1}, {"n": 2}]

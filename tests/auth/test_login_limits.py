@@ -80,9 +80,10 @@ class TestLoginLimits:
         async for key in store.scan_iter("tocsin:login:*"):
             await store.delete(key)
         await store.aclose()
-        async with servers(
-            database_url, tmp_path, count=2, redis_url=redis_url, login_failures_per_account=2
-        ) as (first, second):
+        async with servers(database_url, tmp_path, count=2, redis_url=redis_url, login_failures_per_account=2) as (
+            first,
+            second,
+        ):
             wrong = [(await sign_in(first, "olga", "not the password")).status_code for _ in range(2)]
             locked = await sign_in(second, "olga", PASSWORD)
         assert (wrong, locked.status_code) == ([401, 401], 429)
