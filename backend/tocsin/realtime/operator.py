@@ -67,6 +67,8 @@ async def _credentials(websocket: WebSocket) -> tuple[str, int | None]:
             message = _parse(await websocket.receive_text())
     except TimeoutError:
         raise Refused('sign in: send {"type": "auth", "token": ...} first') from None
+    except KeyError:  # a binary frame
+        raise Refused("messages are JSON text frames") from None
     token = message.get("token") if message is not None and message["type"] == "auth" else None
     if not isinstance(token, str) or not token:
         raise Refused('sign in: the first message is {"type": "auth", "token": ...}')
@@ -128,7 +130,7 @@ async def operator_socket(websocket: WebSocket) -> None:
                 console.queue.put_nowait(protocol.encode_operator(error))
                 continue
             console.queue.put_nowait(protocol.encode_operator({"type": "pong", "id": message.get("id")}))
-    except (WebSocketDisconnect, RuntimeError, asyncio.QueueFull):
+    except (WebSocketDisconnect, RuntimeError, KeyError, asyncio.QueueFull):
         pass
     finally:
         expiry.cancel()
