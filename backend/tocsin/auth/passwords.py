@@ -4,12 +4,14 @@ variants run them in a thread, a few at a time, so a flood of wrong passwords ne
 from __future__ import annotations
 
 import asyncio
+import os
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
-_hashing_slots = asyncio.Semaphore(2)  # beyond this, sign-ins wait their turn rather than fill the thread pool
+# Beyond this, sign-ins wait their turn: they never take every core (or the whole thread pool) from the event loop.
+_hashing_slots = asyncio.Semaphore(max(1, (os.cpu_count() or 2) - 1))
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
