@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+from collections.abc import Iterator
 
+import pytest
+
+from tests.conftest import free_port
+from tests.realtime.test_workers import Redis
 from tocsin.bus import InProcessBus, RedisBus
 
 
@@ -52,3 +58,51 @@ class TestRedisBus:
         bus = RedisBus("redis://127.0.0.1:1/0")  # nothing listens on port 1
         await bus.publish("tocsin:test", {"seq": 1})
         await bus.client.aclose()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[Redis]:
+    """A redis-server of this test's own, to restart."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    server = Redis(free_port())
+    server.start()
+    yield server
+    server.kill()
+
+
+async def _receive(inbox: asyncio.Queue[dict], count: int, seconds: float = 15) -> list[dict]:
+    async with asyncio.timeout(seconds):
+        return [await inbox.get() for _ in range(count)]
+
+
+class TestRedisRestart:
+    async def test_the_first_publish_after_a_restart_arrives_and_subscribers_hear_the_bus_is_back(
+        self, own_redis: Redis
+    ) -> None:
+        url = f"redis://127.0.0.1:{own_redis.port}/0"
+        publisher, subscriber = RedisBus(url), RedisBus(url)
+        inbox: asyncio.Queue[dict] = asyncio.Queue()
+        back = asyncio.Event()
+
+        async def keep(message: dict) -> None:
+            inbox.put_nowait(message)
+
+        async def resync() -> None:
+            back.set()
+
+        subscriber.subscribe("tocsin:test-restart", keep)
+        subscriber.on_resubscribed(resync)
+        await subscriber.start()
+        try:
+            await publisher.publish("tocsin:test-restart", {"n": 1})
+            received = await _receive(inbox, 1)
+            own_redis.kill()
+            own_redis.start()
+            await asyncio.wait_for(back.wait(), 30)
+            await publisher.publish("tocsin:test-restart", {"n": 2})  # its pooled connection died with the server
+            received += await _receive(inbox, 1)
+        finally:
+            await subscriber.stop()
+            await publisher.stop()
+        assert received == [{"n": 1}, {"n": 2}]

@@ -30,6 +30,7 @@ from tocsin import geo
 DELIVERY_LOCK_KEY = 7_404_001  # pg_advisory_xact_lock key for the delivery sequence
 SCHEDULER_LOCK_KEY = 7_404_002  # pg_try_advisory_lock key held by the one scheduler
 GLOSSARY_LOCK_KEY = 7_404_003  # pg_advisory_xact_lock key around glossary changes
+OPERATOR_FEED_LOCK_KEY = 7_404_004  # pg_advisory_xact_lock key for the operator feed's sequence
 
 
 def is_postgres(dialect_name: str) -> bool:
@@ -144,6 +145,12 @@ async def lock_delivery_sequence(session: AsyncSession) -> None:
     if is_postgres(dialect_of(session)):
         await session.execute(select(func.pg_advisory_xact_lock(DELIVERY_LOCK_KEY)))
     # SQLite: a writing transaction already excludes every other writer.
+
+
+async def lock_operator_feed(session: AsyncSession) -> None:
+    """Serialise operator-feed numbering until this transaction ends (commit order == sequence order)."""
+    if is_postgres(dialect_of(session)):
+        await session.execute(select(func.pg_advisory_xact_lock(OPERATOR_FEED_LOCK_KEY)))
 
 
 async def lock_glossary(session: AsyncSession) -> None:

@@ -16,17 +16,21 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 ALERTS_CHANNEL = "tocsin:alerts"
 EXERCISES_CHANNEL = "tocsin:exercises"  # an exercise's clock changed or it ended
+USERS_CHANNEL = "tocsin:users"  # an account's password, roles or active state changed: its tokens are void
 
 
 class Bus(Protocol):
     def subscribe(self, channel: str, handler: Handler) -> None: ...
+    def on_resubscribed(self, callback: Callable[[], Awaitable[None]]) -> None: ...
     async def publish(self, channel: str, message: dict[str, Any]) -> None: ...
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -36,9 +40,15 @@ class _Dispatch:
     def __init__(self) -> None:
         self.handlers: dict[str, list[Handler]] = defaultdict(list)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.resubscribed: list[Callable[[], Awaitable[None]]] = []
 
     def subscribe(self, channel: str, handler: Handler) -> None:
         self.handlers[channel].append(handler)
+
+    def on_resubscribed(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """`callback` runs each time the subscription is back after a loss: what was published meanwhile is gone,
+        so subscribers resync from the database."""
+        self.resubscribed.append(callback)
 
     def dispatch(self, channel: str, message: dict[str, Any]) -> None:
         for handler in self.handlers.get(channel, []):
@@ -52,6 +62,13 @@ class _Dispatch:
             await handler(message)
         except Exception:
             log.exception("handler for %s failed", channel)
+
+    @staticmethod
+    async def _run_callback(callback: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await callback()
+        except Exception:
+            log.exception("resync after the bus came back failed")
 
     async def drain(self) -> None:
         if self.tasks:
@@ -82,10 +99,19 @@ class RedisBus(_Dispatch):
         self.connected = asyncio.Event()
 
     async def publish(self, channel: str, message: dict[str, Any]) -> None:
-        try:
-            await self.client.publish(channel, json.dumps(message, separators=(",", ":")))
-        except (RedisError, OSError) as exc:
-            log.warning("redis publish on %s failed (%s); subscribers will resync from the database", channel, exc)
+        data = json.dumps(message, separators=(",", ":"))
+        for attempt in (1, 2):
+            try:
+                await self.client.publish(channel, data)
+                return
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                # After a Redis restart the pooled connection is dead and only the first use finds out: the pool
+                # drops it, and one retry gets a fresh one.
+                if attempt == 2:
+                    log.warning("redis publish on %s failed (%s); subscribers resync from the database", channel, exc)
+            except RedisError as exc:
+                log.warning("redis publish on %s failed (%s); subscribers resync from the database", channel, exc)
+                return
 
     async def start(self) -> None:
         self.listener = asyncio.create_task(self._listen())
@@ -94,12 +120,19 @@ class RedisBus(_Dispatch):
 
     async def _listen(self) -> None:
         delay = 0.2
+        lost = False
         while True:
             pubsub = self.client.pubsub()
             try:
                 await pubsub.subscribe(*self.handlers.keys() or [ALERTS_CHANNEL])
                 self.connected.set()
                 delay = 0.2
+                if lost:
+                    lost = False
+                    for callback in self.resubscribed:
+                        task = asyncio.create_task(self._run_callback(callback))
+                        self.tasks.add(task)
+                        task.add_done_callback(self.tasks.discard)
                 async for raw in pubsub.listen():
                     if raw.get("type") != "message":
                         continue
@@ -110,6 +143,7 @@ class RedisBus(_Dispatch):
                 raise
             except (RedisError, OSError, ValueError) as exc:
                 self.connected.clear()
+                lost = True
                 log.warning("redis subscription lost (%s); retrying in %.1fs", exc, delay)
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

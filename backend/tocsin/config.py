@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     secret_key: SecretStr | None = None
     token_ttl_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 60
+    # Failed sign-ins before a lockout, per account and per client address, within one window (auth/limits.py).
+    login_failures_per_account: Annotated[int, Field(ge=1, le=1_000)] = 10
+    login_failures_per_address: Annotated[int, Field(ge=1, le=100_000)] = 50
+    login_window_seconds: Annotated[int, Field(ge=1, le=86_400)] = 900
     # None: run the scheduler inside `tocsin serve` in embedded mode only. Production runs `tocsin scheduler`.
     run_scheduler: bool | None = None
     scheduler_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0

@@ -50,6 +50,15 @@ class Forbidden(AppError):
     code = "forbidden"
 
 
+class TooManyRequests(AppError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(message, field=field, code=code)
+        self.retry_after = retry_after
+
+
 class PayloadTooLarge(AppError):
     status_code = 413
     code = "too_large"
@@ -83,6 +92,8 @@ def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse(error_body(exc.code, exc.message, exc.field), status_code=exc.status_code, headers=headers)
 
 

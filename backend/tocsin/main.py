@@ -16,6 +16,7 @@ from tocsin.alerts import router as alerts_router
 from tocsin.alerts.templates import default_templates_dir
 from tocsin.audit import router as audit_router
 from tocsin.auth import router as auth_router
+from tocsin.auth.limits import LoginLimiter
 from tocsin.bus import create_bus
 from tocsin.config import Mode, Settings
 from tocsin.db import open_database
@@ -115,6 +116,12 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
         app.state.settings = settings
         app.state.database = database
         app.state.bus = bus
+        app.state.login_limits = LoginLimiter(
+            settings.redis_url,
+            per_account=settings.login_failures_per_account,
+            per_address=settings.login_failures_per_address,
+            window_seconds=settings.login_window_seconds,
+        )
         app.state.templates_dir = templates_dir
         scheduler = None
         lock_connection = None
@@ -139,6 +146,7 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
                 await listener.stop()
             await realtime.stop()
             await bus.stop()
+            await app.state.login_limits.close()
             await database.dispose()
 
     app = FastAPI(

@@ -112,7 +112,8 @@ class TestServerSpeaksTheSpec:
     async def test_operator_feed_validates(self, live: LiveServer) -> None:
         sent_to_operator = payloads("sendToOperator")
         token = (await live.user("olga", Role.operator))["Authorization"].split()[1]
-        async with websockets.connect(f"{live.ws_url}/ws/operator?token={token}") as feed:
+        async with websockets.connect(f"{live.ws_url}/ws/operator") as feed:
+            await feed.send(json.dumps({"type": "auth", "token": token}))
             report = {
                 "id": str(uuid.uuid4()),
                 "device_id": "device-abc",

@@ -13,6 +13,7 @@ import websockets
 
 from tests.alerts.factories import INSIDE_FAENZA
 from tests.conftest import Harness, LiveServer
+from tests.realtime.operators import bearer
 from tocsin.auth.schemas import Role
 from tocsin.reports import service
 
@@ -144,13 +145,17 @@ class TestDbscan:
 
 class TestOperatorFeed:
     async def test_operator_needs_a_token(self, live: LiveServer) -> None:
-        with pytest.raises(websockets.InvalidStatus):
-            async with websockets.connect(f"{live.ws_url}/ws/operator"):
-                pass
+        async with websockets.connect(f"{live.ws_url}/ws/operator") as feed:
+            await feed.send(json.dumps({"type": "ping"}))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await feed.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
+        assert "auth" in closed.value.rcvd.reason
 
     async def test_new_reports_and_status_changes_arrive_live(self, live: LiveServer) -> None:
         token = (await live.user("olga", Role.operator))["Authorization"].split()[1]
-        async with websockets.connect(f"{live.ws_url}/ws/operator?token={token}") as feed:
+        async with websockets.connect(f"{live.ws_url}/ws/operator", additional_headers=bearer(token)) as feed:
             assert json.loads(await feed.recv())["type"] == "welcome"
             (report_id,) = await post(live, body(11.88, 44.29))
             new = json.loads(await feed.recv())

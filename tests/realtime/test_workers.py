@@ -12,8 +12,10 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ import pytest
 
 from tests.alerts.factories import INSIDE_FAENZA, alert_body
 from tests.conftest import IN_CI, PASSWORD, _truncate, free_port
+from tests.realtime.operators import nothing_more, open_feed, read_events
 from tests.realtime.wsclient import Citizen
 from tocsin.auth import service as users
 from tocsin.auth.schemas import Role, UserCreate
@@ -181,3 +184,39 @@ class TestCrossWorker:
         assert replayed == [before, *during, after]
         await live_b.close()
         await back.close()
+
+
+async def report_on(worker: Worker, text: str) -> int:
+    async with httpx.AsyncClient(base_url=worker.url) as client:
+        report = {
+            "id": str(uuid.uuid4()),
+            "device_id": "device-on-a",
+            "category": "flooding",
+            "text": text,
+            "location": INSIDE,
+            "observed_at": datetime.now(UTC).isoformat(),
+        }
+        answer = await client.post("/api/v1/reports", json=report)
+        assert answer.status_code == 201, answer.text
+        return int(answer.json()["report_id"])
+
+
+class TestOperatorFeedAcrossWorkers:
+    async def test_reports_posted_while_redis_is_down_reach_an_open_feed_once_each(
+        self, workers: tuple[Worker, Worker], redis_server: Redis
+    ) -> None:
+        a, b = workers
+        async with httpx.AsyncClient(base_url=b.url) as client:
+            signed_in = await client.post("/api/v1/auth/token", data={"username": "olga", "password": PASSWORD})
+        feed, _ = await open_feed(b.ws_url, signed_in.json()["access_token"])
+        before = await report_on(a, "before")
+        assert [e["report"]["id"] for e in await read_events(feed, 1)] == [before]
+        redis_server.kill()
+        during = [await report_on(a, f"during {n}") for n in range(3)]
+        redis_server.start()
+        after = await report_on(a, "after")
+        got = await read_events(feed, 4, wait=30)
+        rest = await nothing_more(feed)
+        await feed.close()
+        assert [e["report"]["id"] for e in got] == [*during, after]
+        assert rest == []

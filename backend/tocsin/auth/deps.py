@@ -23,12 +23,15 @@ async def optional_user(
 ) -> User | None:
     if token is None:
         return None
-    user_id = read_token(token, key=request.app.state.settings.signing_key)
-    if user_id is None:
+    claims = read_token(token, key=request.app.state.settings.signing_key)
+    if claims is None:
         raise Unauthorized("the access token is invalid or expired", code="invalid_token")
-    user = await service.get_user(session, user_id=user_id)
-    if user is None or not user.is_active:
-        raise Unauthorized("the account is unknown or disabled", code="invalid_token")
+    user = await service.get_user(session, user_id=claims.user_id)
+    if user is None or not service.token_still_valid(user, claims):
+        raise Unauthorized(
+            "the account is unknown or disabled, or changed since this token was issued; sign in again",
+            code="invalid_token",
+        )
     return user
 
 

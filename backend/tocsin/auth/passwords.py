@@ -1,9 +1,17 @@
+"""Argon2 password hashes. Hashing and verifying take tens of milliseconds of CPU and 64 MiB each: the async
+variants run them in a thread, a few at a time, so a flood of wrong passwords never stalls the event loop."""
+
 from __future__ import annotations
+
+import asyncio
+import os
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
+# Beyond this, sign-ins wait their turn: they never take every core (or the whole thread pool) from the event loop.
+_hashing_slots = asyncio.Semaphore(max(1, (os.cpu_count() or 2) - 1))
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
@@ -18,6 +26,16 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+async def hash_password_in_thread(password: str) -> str:
+    async with _hashing_slots:
+        return await asyncio.to_thread(hash_password, password)
+
+
+async def verify_password_in_thread(password_hash: str, password: str) -> bool:
+    async with _hashing_slots:
+        return await asyncio.to_thread(verify_password, password_hash, password)
 
 
 # Verified against when the user does not exist, so a missing account takes as long as a wrong password.

@@ -7,10 +7,12 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from tocsin.auth import service
 from tocsin.auth.deps import Admin, CurrentUser
+from tocsin.auth.limits import LoginLimiter
 from tocsin.auth.schemas import Token, UserCreate, UserOut, UserUpdate
 from tocsin.auth.tokens import issue_token
+from tocsin.bus import USERS_CHANNEL
 from tocsin.db import SessionDep
-from tocsin.errors import Unauthorized
+from tocsin.errors import TooManyRequests, Unauthorized
 from tocsin.models import User
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
@@ -20,14 +22,35 @@ def user_out(user: User) -> UserOut:
     return UserOut.model_validate(user, from_attributes=True)
 
 
-@router.post("/auth/token", response_model=Token)
+@router.post(
+    "/auth/token",
+    response_model=Token,
+    responses={429: {"description": "too many failed sign-ins for this account or from this address (Retry-After)"}},
+)
 async def login(request: Request, session: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Token:
-    """OAuth2 password flow: form fields `username` and `password`; answers a bearer token."""
-    user = await service.authenticate(session, username=form.username[:64], password=form.password[:256])
+    """OAuth2 password flow: form fields `username` and `password`; answers a bearer token. After too many failed
+    attempts for one account or from one address, every attempt (the right password too) is refused with 429 until
+    the window ends."""
+    username, address = form.username[:64], request.client.host if request.client else "unknown"
+    limits: LoginLimiter = request.app.state.login_limits
+    lockout = await limits.check(username, address)
+    if lockout is not None:
+        whom = "this account" if lockout.cause == "account" else "this address"
+        raise TooManyRequests(
+            f"too many failed sign-ins for {whom}; try again in {lockout.retry_after} s",
+            retry_after=lockout.retry_after,
+            field="username" if lockout.cause == "account" else None,
+            code=f"too_many_attempts_{lockout.cause}",
+        )
+    user = await service.authenticate(session, username=username, password=form.password[:256])
     if user is None:
+        await limits.failed(username, address)
         raise Unauthorized("wrong username or password", code="bad_credentials")
+    await limits.succeeded(username)
     settings = request.app.state.settings
-    token = issue_token(user_id=user.id, key=settings.signing_key, ttl_minutes=settings.token_ttl_minutes)
+    token = issue_token(
+        user_id=user.id, version=user.token_version, key=settings.signing_key, ttl_minutes=settings.token_ttl_minutes
+    )
     return Token(access_token=token, expires_in=settings.token_ttl_minutes * 60)
 
 
@@ -52,8 +75,10 @@ async def create_user(session: SessionDep, admin: Admin, data: UserCreate) -> Us
 
 
 @router.patch("/users/{user_id}", response_model=UserOut)
-async def update_user(session: SessionDep, admin: Admin, user_id: int, data: UserUpdate) -> UserOut:
-    """Change an account's roles, password or whether it is active (admin)."""
+async def update_user(request: Request, session: SessionDep, admin: Admin, user_id: int, data: UserUpdate) -> UserOut:
+    """Change an account's roles, password or whether it is active (admin). Any such change ends the account's
+    access tokens and open operator feeds."""
     user = await service.update_user(session, user_id=user_id, data=data, actor=admin)
     await session.commit()
+    await request.app.state.bus.publish(USERS_CHANNEL, {"type": "user_changed", "user_id": user.id})
     return user_out(user)

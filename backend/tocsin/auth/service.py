@@ -8,8 +8,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.audit import service as audit
-from tocsin.auth.passwords import DUMMY_HASH, hash_password, verify_password
+from tocsin.auth.passwords import DUMMY_HASH, hash_password_in_thread, verify_password_in_thread
 from tocsin.auth.schemas import Role, UserCreate, UserUpdate
+from tocsin.auth.tokens import TokenClaims
 from tocsin.errors import Conflict, NotFound
 from tocsin.models import Organisation, User
 
@@ -17,7 +18,7 @@ from tocsin.models import Organisation, User
 async def create_user(session: AsyncSession, *, data: UserCreate, actor: User | None = None) -> User:
     user = User(
         username=data.username,
-        password_hash=hash_password(data.password),
+        password_hash=await hash_password_in_thread(data.password),
         roles=sorted({role.value for role in data.roles}),
         is_active=True,
         created_at=datetime.now(UTC),
@@ -38,6 +39,11 @@ async def get_user(session: AsyncSession, *, user_id: int) -> User | None:
     return await session.get(User, user_id)
 
 
+def token_still_valid(user: User | None, claims: TokenClaims) -> bool:
+    """A token dies with any change to its user's password, roles or active state (the version moves on)."""
+    return user is not None and user.is_active and user.token_version == claims.version
+
+
 async def get_user_by_name(session: AsyncSession, *, username: str) -> User | None:
     return (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
 
@@ -45,9 +51,9 @@ async def get_user_by_name(session: AsyncSession, *, username: str) -> User | No
 async def authenticate(session: AsyncSession, *, username: str, password: str) -> User | None:
     user = await get_user_by_name(session, username=username)
     if user is None:
-        verify_password(DUMMY_HASH, password)
+        await verify_password_in_thread(DUMMY_HASH, password)
         return None
-    if not user.is_active or not verify_password(user.password_hash, password):
+    if not await verify_password_in_thread(user.password_hash, password) or not user.is_active:
         return None
     return user
 
@@ -61,15 +67,17 @@ async def update_user(session: AsyncSession, *, user_id: int, data: UserUpdate, 
     if user is None:
         raise NotFound(f"no user {user_id}", code="user_not_found")
     changed: dict[str, object] = {}
-    if data.roles is not None:
+    if data.roles is not None and sorted({role.value for role in data.roles}) != user.roles:
         user.roles = sorted({role.value for role in data.roles})
         changed["roles"] = user.roles
-    if data.is_active is not None:
+    if data.is_active is not None and data.is_active != user.is_active:
         user.is_active = data.is_active
         changed["is_active"] = data.is_active
     if data.password is not None:
-        user.password_hash = hash_password(data.password)
+        user.password_hash = await hash_password_in_thread(data.password)
         changed["password"] = "changed"
+    if changed:  # every token issued so far stops working, and open operator feeds of this user close
+        user.token_version += 1
     await session.flush()
     await audit.record(session, actor=actor, action="user_update", detail={"username": user.username, **changed})
     return user

@@ -138,7 +138,7 @@ async def triage(session: AsyncSession, *, exercise: Exercise, actor: User) -> l
     ).scalars()
     change = StatusChange(status=ReportStatus.verified)
     return [
-        reports.status_event(await reports.set_status(session, report_id=report_id, change=change, actor=actor))
+        reports.status_event(*await reports.set_status(session, report_id=report_id, change=change, actor=actor))
         for report_id in list(rows)
     ]
 

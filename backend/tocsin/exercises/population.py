@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import random
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -122,13 +123,14 @@ def build_devices(scenario: Scenario, *, exercise_id: str, count: int, seed: int
     per_area = _weighted_counts(count, [(s.area, s.share) for s in population.distribution])
     languages = [(language.lang, language.share) for language in population.languages]
     devices: list[SyntheticDevice] = []
-    prefix = exercise_id  # at most 55 characters: the device ids stay within 64 and differ between exercises
     for area, area_count in per_area.items():
         for point in random_points(shapes[area], area_count, rng):
             lang = rng.choices([lang for lang, _ in languages], weights=[share for _, share in languages])[0]
             devices.append(
                 SyntheticDevice(
-                    device_id=f"{prefix}-{len(devices):05d}",
+                    # Random, not derived from the exercise: nobody can post as (or read the reports of) a synthetic
+                    # citizen by guessing its id. The rest of the population still follows the seed.
+                    device_id=f"x-{secrets.token_urlsafe(24)}",
                     area=area,
                     home=point,
                     location=point,

@@ -12,7 +12,7 @@ from tocsin.models.exercises import (
     ExerciseReceipt,
 )
 from tocsin.models.glossary import GlossaryConcept, GlossaryProposal, GlossaryVersion
-from tocsin.models.realtime import AlertDelivery, AlertResponse, Device, Incident, Report
+from tocsin.models.realtime import AlertDelivery, AlertResponse, Device, Incident, OperatorEvent, Report
 from tocsin.models.users import Organisation, User
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "GlossaryProposal",
     "GlossaryVersion",
     "Incident",
+    "OperatorEvent",
     "Organisation",
     "Report",
     "User",

@@ -103,3 +103,19 @@ class Report(Base):
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("reports.id", ondelete="SET NULL"))
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"), index=True)
     exercise_id: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+class OperatorEvent(Base):
+    """One entry of the operator feed (a new report, a status change), numbered in commit order.
+
+    `seq` is the cursor operator consoles resume from. The content is read from the report, so nothing of a purged
+    report stays here (its entries keep only their number, so numbers are never handed out twice). Exercise reports
+    have no entries: they never reach real operators.
+    """
+
+    __tablename__ = "operator_events"
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))  # report_new | report_status
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -27,4 +27,6 @@ class User(Base):
     roles: Mapped[list[str]] = mapped_column(JSON)
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     is_active: Mapped[bool] = mapped_column(default=True)
+    # In every access token; bumped when the password, the roles or `is_active` change, so older tokens stop working.
+    token_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

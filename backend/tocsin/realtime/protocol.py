@@ -201,8 +201,8 @@ CLIENT_TYPES = (
     "ping",
 )
 SERVER_TYPES = ("welcome", "alert", "snapshot", "ack", "error", "my_reports", "report_status", "pong")
-OPERATOR_SERVER_TYPES = ("welcome", "report_new", "report_status", "alert_counts", "error", "pong")
-OPERATOR_CLIENT_TYPES = ("ping",)
+OPERATOR_SERVER_TYPES = ("welcome", "report_new", "report_status", "reload", "alert_counts", "error", "pong")
+OPERATOR_CLIENT_TYPES = ("auth", "ping")
 
 
 def encode(message: dict[str, Any]) -> str:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
 
-from tocsin.bus import ALERTS_CHANNEL, EXERCISES_CHANNEL, Bus
+from tocsin.bus import ALERTS_CHANNEL, EXERCISES_CHANNEL, USERS_CHANNEL, Bus
 from tocsin.config import Settings
 from tocsin.db import Database
 from tocsin.exercises import clock as exercise_clock
@@ -21,28 +18,12 @@ from tocsin.models import Device, Exercise
 from tocsin.realtime import protocol
 from tocsin.realtime.counters import DeliveryRecorder
 from tocsin.realtime.dispatcher import AlertDispatcher
+from tocsin.realtime.feed import OperatorFeed
 from tocsin.realtime.hub import Hub
 from tocsin.realtime.ratelimit import Limiter
 from tocsin.reports.writer import REPORTS_CHANNEL, ReportWriter
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class OperatorFeed:
-    """Operators connected to this worker: each has a bounded queue of encoded messages."""
-
-    queues: dict[asyncio.Queue[str], Callable[[int], None]] = field(default_factory=dict)
-    last_counts: dict[uuid.UUID, dict[str, int]] = field(default_factory=dict)
-
-    def broadcast(self, message: dict[str, Any]) -> None:
-        text = protocol.encode_operator(message)
-        for queue, close in list(self.queues.items()):
-            try:
-                queue.put_nowait(text)
-            except asyncio.QueueFull:  # an operator console that cannot keep up reconnects and reloads
-                del self.queues[queue]
-                close(1013)
 
 
 class Realtime:
@@ -54,7 +35,7 @@ class Realtime:
         self.hub = Hub(self.deliveries)
         self.dispatcher = AlertDispatcher(database, self.hub, settings.realtime_poll_seconds)
         self.writer = ReportWriter(database, bus)
-        self.operators = OperatorFeed()
+        self.operators = OperatorFeed(database)
         burst = max(10.0, settings.device_messages_per_minute / 2)
         self.device_messages = Limiter(settings.device_messages_per_minute, burst)
         self.ip_messages = Limiter(settings.ip_messages_per_minute, settings.ip_messages_per_minute / 2)
@@ -64,12 +45,15 @@ class Realtime:
         self.counts_task: asyncio.Task[None] | None = None
         self.touch_task: asyncio.Task[None] | None = None
         self.ended_task: asyncio.Task[None] | None = None
+        self.operator_task: asyncio.Task[None] | None = None
 
     def subscribe(self) -> None:
         """Before the bus starts: Redis subscribes to the channels that have handlers."""
         self.bus.subscribe(ALERTS_CHANNEL, self.dispatcher.on_bus_event)
         self.bus.subscribe(REPORTS_CHANNEL, self.on_report_event)
         self.bus.subscribe(EXERCISES_CHANNEL, self.on_exercise_event)
+        self.bus.subscribe(USERS_CHANNEL, self.on_user_event)
+        self.bus.on_resubscribed(self.operators.catch_up)  # what was published while the bus was away
 
     async def on_exercise_event(self, message: dict[str, Any]) -> None:
         """An exercise that ended takes its devices with it: one stop ends all of its traffic on every worker."""
@@ -85,10 +69,11 @@ class Realtime:
         self.counts_task = asyncio.create_task(self._push_counts())
         self.touch_task = asyncio.create_task(self._touch_connected())
         self.ended_task = asyncio.create_task(self._close_ended_exercises())
+        self.operator_task = asyncio.create_task(self._watch_operators())
 
     async def stop(self) -> None:
         self.hub.close_all(1001)
-        for task in (self.counts_task, self.touch_task, self.ended_task):
+        for task in (self.counts_task, self.touch_task, self.ended_task, self.operator_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -99,16 +84,36 @@ class Realtime:
 
     async def on_report_event(self, message: dict[str, Any]) -> None:
         if message.get("type") == "report_batch":
-            if self.operators.queues:
-                for report in message["reports"]:
-                    if report.get("exercise_id") is None:  # exercise reports: GET /api/v1/reports?exercise_id=
-                        self.operators.broadcast({"type": "report_new", "report": report})
+            await self.operators.on_events(message["events"])
             return
-        if message.get("type") == "report_status" and message.get("device_id"):
+        if message.get("type") != "report_status":
+            return
+        if message.get("device_id"):
             own = {k: message[k] for k in ("report_id", "client_id", "status", "at")}
             self.hub.send_to_device(str(message["device_id"]), protocol.encode({"type": "report_status", **own}))
-        if self.operators.queues:
-            self.operators.broadcast({k: v for k, v in message.items() if k != "device_id"})
+        if message.get("seq") is not None:  # exercise reports have none: their triage stays in the exercise
+            await self.operators.on_events([{k: v for k, v in message.items() if k != "device_id"}])
+
+    async def on_user_event(self, message: dict[str, Any]) -> None:
+        """An account changed: its open operator consoles are checked again at once."""
+        if isinstance(message.get("user_id"), int):
+            await self.operators.recheck(message["user_id"])
+
+    async def _watch_operators(self, recheck_seconds: float = 30) -> None:
+        """The safety net under the bus: poll the feed's record, and re-check every console's account."""
+        next_recheck = 0.0
+        while True:
+            await asyncio.sleep(self.settings.realtime_poll_seconds)
+            if not self.operators.consoles:
+                continue
+            try:
+                await self.operators.catch_up()
+                now = asyncio.get_running_loop().time()
+                if now >= next_recheck:
+                    next_recheck = now + recheck_seconds
+                    await self.operators.recheck()
+            except Exception:
+                log.exception("the operator feed's poll failed")
 
     async def _close_ended_exercises(self, every_seconds: float = 5) -> None:
         """The bus is the fast path: if a worker missed an exercise's end, this closes its devices within seconds."""
@@ -149,7 +154,7 @@ class Realtime:
     async def _push_counts(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            if not self.operators.queues:
+            if not self.operators.consoles:
                 continue
             try:
                 await self.push_counts()

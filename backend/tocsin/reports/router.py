@@ -57,8 +57,11 @@ async def post_report(request: Request, body: ReportPost) -> Any:
     ip = request.client.host if request.client else "unknown"
     if not (realtime.ip_reports.allow(ip) and realtime.device_reports.allow(body.device_id)):
         raise TooManyRequests("too many reports; resend later")
+    # A synthetic citizen of an exercise posts exercise reports: they stay in the exercise, never in real triage.
+    async with realtime.database.sessions() as session:
+        exercise_id = await service.exercise_of_device(session, device_id=body.device_id)
     try:
-        ack, created = await realtime.writer.submit(body.device_id, body)
+        ack, created = await realtime.writer.submit(body.device_id, body, exercise_id)
     except ReportRefused as refused:
         status = 503 if refused.code == "unavailable" else 409 if refused.code == "duplicate_id" else 422
         return JSONResponse(
@@ -135,9 +138,9 @@ async def change_status(
     request: Request, session: SessionDep, user: Operator, report_id: int, body: StatusChange
 ) -> ReportOut:
     """Set a report's status: verified, dismissed (with a reason), duplicate (of another report), resolved."""
-    row = await service.set_status(session, report_id=report_id, change=body, actor=user)
+    row, seq = await service.set_status(session, report_id=report_id, change=body, actor=user)
     await session.commit()
-    await request.app.state.bus.publish(REPORTS_CHANNEL, service.status_event(row))
+    await request.app.state.bus.publish(REPORTS_CHANNEL, service.status_event(row, seq))
     return service.report_out(row)
 
 

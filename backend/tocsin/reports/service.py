@@ -19,6 +19,7 @@ from tocsin.audit import service as audit
 from tocsin.errors import InvalidInput, NotFound
 from tocsin.exercises import clock as exercise_clock
 from tocsin.models import AlertDelivery, AlertResponse, Device, Exercise, Incident, Report, User
+from tocsin.reports import feed
 from tocsin.reports.schemas import (
     ClusterOut,
     IncidentOut,
@@ -93,6 +94,12 @@ async def find_reports(session: AsyncSession, *, where: ReportFilter) -> list[Re
     return inside[where.offset : where.offset + where.limit]
 
 
+async def exercise_of_device(session: AsyncSession, *, device_id: str) -> str | None:
+    """The exercise a device belongs to (synthetic citizens), or None for a real device."""
+    query = select(Device.exercise_id).where(Device.id == device_id)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
 async def _get(session: AsyncSession, report_id: int) -> Report:
     row = await session.get(Report, report_id)
     if row is None:
@@ -100,7 +107,10 @@ async def _get(session: AsyncSession, report_id: int) -> Report:
     return row
 
 
-async def set_status(session: AsyncSession, *, report_id: int, change: StatusChange, actor: User) -> Report:
+async def set_status(
+    session: AsyncSession, *, report_id: int, change: StatusChange, actor: User
+) -> tuple[Report, int | None]:
+    """Returns the report and the change's number in the operator feed (None for an exercise report)."""
     row = await _get(session, report_id)
     if change.status is ReportStatus.dismissed and not change.reason:
         raise InvalidInput("dismissing a report needs a reason", field="reason")
@@ -129,21 +139,16 @@ async def set_status(session: AsyncSession, *, report_id: int, change: StatusCha
         action="report_status",
         detail={"report_id": report_id, "status": row.status, "reason": change.reason},
     )
-    return row
+    if row.exercise_id is not None:
+        return row, None
+    (seq,) = await feed.append(session, [(feed.REPORT_STATUS, row.id)])
+    return row, seq
 
 
-def status_event(row: Report) -> dict[str, Any]:
-    return {
-        "type": "report_status",
-        "report_id": row.id,
-        "client_id": str(row.client_id),
-        "device_id": row.device_id,
-        "status": row.status,
-        "reason": row.status_reason,
-        "by": row.status_by,
-        "at": row.status_at.isoformat() if row.status_at else None,
-        "duplicate_of": row.duplicate_of,
-    }
+def status_event(row: Report, seq: int | None = None) -> dict[str, Any]:
+    """On the bus: the device hears its report's new status; operators hear the change only if it has a feed
+    number (`seq`), which exercise reports never have."""
+    return {**feed.report_status(row, seq), "device_id": row.device_id}
 
 
 async def create_incident(session: AsyncSession, *, title: str, report_ids: list[int], actor: User) -> IncidentOut:

@@ -24,6 +24,7 @@ from tocsin.bus import Bus
 from tocsin.db import Database
 from tocsin.models import Report
 from tocsin.realtime.protocol import ReportIn
+from tocsin.reports import feed
 from tocsin.reports.schemas import ReportAck, ReportStatus
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,10 @@ def report_json(values: dict[str, Any], report_id: int) -> dict[str, Any]:
         "status": values["status"],
         "exercise_id": values["exercise_id"],
     }
+
+
+def _seq(event: dict[str, Any]) -> int:
+    return int(event["seq"])
 
 
 class ReportWriter:
@@ -154,6 +159,10 @@ class ReportWriter:
                 if missing:
                     query = select(*columns).where(Report.client_id.in_(missing))
                     existing = {row.client_id: row for row in await session.execute(query)}
+                # Real reports enter the operator feed in the same transaction; exercise reports never do.
+                real = sorted(new[v["client_id"]].id for v in rows if v["client_id"] in new and not v["exercise_id"])
+                seqs = await feed.append(session, [(feed.REPORT_NEW, report_id) for report_id in real])
+                numbers = dict(zip(real, seqs, strict=True))
                 await session.commit()
         except Exception as exc:  # nothing of this batch is stored, so nothing is acknowledged
             if len(unique) > 1 and not isinstance(exc, TimeoutError):
@@ -184,8 +193,12 @@ class ReportWriter:
             reports = [
                 report_json(values, new[values["client_id"]].id) for values in rows if values["client_id"] in new
             ]
+            # `seq`: the report's number in the operator feed (none for exercise reports, which operators never see).
+            events = sorted((feed.report_new(r, numbers[r["id"]]) for r in reports if r["id"] in numbers), key=_seq)
+            if not events:
+                return
             # In its own task: an unreachable Redis must not hold up the next batch.
-            message = {"type": "report_batch", "reports": reports}
+            message = {"type": "report_batch", "events": events}
             task = asyncio.create_task(self.bus.publish(REPORTS_CHANNEL, message))
             self.publishing.add(task)
             task.add_done_callback(self.publishing.discard)

@@ -1,0 +1,166 @@
+"""The operator feed: signing in without the URL, the cursor and replay, closing when the account changes or the
+token expires, and exercise reports kept away from it. Real uvicorn server, real WebSockets, both backends."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import websockets
+
+from tests.conftest import LiveServer
+from tests.realtime.operators import bearer, closed_with, nothing_more, open_feed, read_events
+from tests.realtime.test_triage import body, post
+from tocsin.auth.schemas import Role
+from tocsin.auth.tokens import ALGORITHM, AUDIENCE
+from tocsin.models import Device, Exercise
+
+
+def token_of(headers: dict[str, str]) -> str:
+    return headers["Authorization"].split()[1]
+
+
+class TestSigningIn:
+    async def test_a_token_in_the_url_is_refused_with_a_reason(self, live: LiveServer) -> None:
+        token = token_of(await live.user("olga", Role.operator))
+        async with websockets.connect(f"{live.ws_url}/ws/operator?token={token}") as feed:
+            code, reason = await closed_with(feed)
+        assert code == 1008
+        assert "URL" in reason
+
+    async def test_the_first_message_signs_in_and_resumes(self, live: LiveServer) -> None:
+        token = token_of(await live.user("olga", Role.operator))
+        (first,) = await post(live, body(11.88, 44.29))
+        async with websockets.connect(f"{live.ws_url}/ws/operator") as feed:
+            await feed.send(json.dumps({"type": "auth", "token": token, "since": 0}))
+            welcome = json.loads(await feed.recv())
+            assert (welcome["type"], welcome["user"]) == ("welcome", "olga")
+            (replayed,) = await read_events(feed, 1)
+        assert (replayed["type"], replayed["report"]["id"], replayed["seq"]) == ("report_new", first, welcome["seq"])
+
+    async def test_a_bad_token_is_refused_with_a_reason(self, live: LiveServer) -> None:
+        async with websockets.connect(f"{live.ws_url}/ws/operator", additional_headers=bearer("nonsense")) as feed:
+            code, reason = await closed_with(feed)
+        assert (code, "invalid or expired" in reason) == (1008, True)
+
+    async def test_a_planner_is_refused(self, live: LiveServer) -> None:
+        token = token_of(await live.user("pia", Role.planner))
+        async with websockets.connect(f"{live.ws_url}/ws/operator", additional_headers=bearer(token)) as feed:
+            code, reason = await closed_with(feed)
+        assert (code, "role" in reason) == (1008, True)
+
+
+class TestCursor:
+    async def test_a_console_that_reconnects_with_its_cursor_gets_what_it_missed_once(self, live: LiveServer) -> None:
+        olga = await live.user("olga", Role.operator)
+        feed, _ = await open_feed(live.ws_url, token_of(olga))
+        (first,) = await post(live, body(11.88, 44.29))
+        (seen,) = await read_events(feed, 1)
+        await feed.close()
+        missed = await post(live, body(11.88, 44.29, text="a"), body(11.88, 44.29, text="b"))
+        await live.client.post(f"/api/v1/reports/{first}/status", json={"status": "verified"}, headers=olga)
+        back, welcome = await open_feed(live.ws_url, token_of(olga), since=seen["seq"])
+        replayed = await read_events(back, 3)
+        (live_one,) = await post(live, body(11.88, 44.29, text="c"))
+        (after,) = await read_events(back, 1)
+        rest = await nothing_more(back)
+        await back.close()
+        assert [(e["type"], e.get("report", {}).get("id", e.get("report_id"))) for e in replayed] == [
+            ("report_new", missed[0]),
+            ("report_new", missed[1]),
+            ("report_status", first),
+        ]
+        assert [e["seq"] for e in replayed] == [seen["seq"] + 1, seen["seq"] + 2, seen["seq"] + 3]
+        assert welcome["seq"] == seen["seq"] + 3
+        assert (after["report"]["id"], after["seq"], rest) == (live_one, seen["seq"] + 4, [])
+
+
+async def _exercise_device(live: LiveServer) -> str:
+    now = datetime.now(UTC)
+    async with live.database.sessions() as session:
+        session.add(
+            Exercise(
+                id="ex-feed",
+                scenario_id="s",
+                title="Drill",
+                scenario={"duration": "2:00"},
+                state="running",
+                speed=1.0,
+                clock_seconds=0.0,
+                clock_at=now,
+                clock_version=0,
+                devices=1,
+                seed=1,
+                transport="in_process",
+                join_token="join-token",
+                stats={},
+                created_by="pia",
+                created_at=now,
+            )
+        )
+        await session.flush()
+        session.add(
+            Device(
+                id="x-synthetic",
+                places=[],
+                languages=["en"],
+                categories=[],
+                min_severity="Minor",
+                exercise_id="ex-feed",
+                created_at=now,
+                last_seen_at=now,
+            )
+        )
+        await session.commit()
+    return "x-synthetic"
+
+
+class TestExerciseReports:
+    async def test_exercise_reports_over_rest_and_their_triage_never_reach_real_operators(
+        self, live: LiveServer
+    ) -> None:
+        olga = await live.user("olga", Role.operator)
+        device = await _exercise_device(live)
+        feed, _ = await open_feed(live.ws_url, token_of(olga))
+        (drill,) = await post(live, body(11.88, 44.29, text="drill flood", device=device))
+        changed = await live.client.post(
+            f"/api/v1/reports/{drill}/status", json={"status": "dismissed", "reason": "drill"}, headers=olga
+        )
+        assert changed.status_code == 200, changed.text
+        (real,) = await post(live, body(11.88, 44.29, text="real flood"))
+        (event,) = await read_events(feed, 1)
+        rest = await nothing_more(feed)
+        await feed.close()
+        assert (event["report"]["id"], rest) == (real, [])
+        triage = (await live.client.get("/api/v1/reports", headers=olga)).json()
+        assert [r["id"] for r in triage] == [real]
+        in_drill = (await live.client.get("/api/v1/reports", params={"exercise_id": "ex-feed"}, headers=olga)).json()
+        assert [r["id"] for r in in_drill] == [drill]
+
+
+class TestAccountChanges:
+    async def test_the_feed_closes_when_the_account_changes(self, live: LiveServer) -> None:
+        admin = await live.user("root", Role.admin)
+        changes = [{"is_active": False}, {"roles": ["planner"]}, {"password": "another long password"}]
+        for n, change in enumerate(changes):
+            name = f"op{n}"
+            token = token_of(await live.user(name, Role.operator))
+            user_id = (await live.client.get("/api/v1/auth/me", headers=bearer(token))).json()["id"]
+            feed, _ = await open_feed(live.ws_url, token)
+            answer = await live.client.patch(f"/api/v1/users/{user_id}", json=change, headers=admin)
+            assert answer.status_code == 200, answer.text
+            code, reason = await closed_with(feed)
+            assert (code, "sign in again" in reason) == (1008, True), change
+            again = await live.client.get("/api/v1/auth/me", headers=bearer(token))
+            assert again.status_code == 401, change
+
+    async def test_the_feed_closes_when_its_token_expires(self, live: LiveServer) -> None:
+        token = token_of(await live.user("olga", Role.operator))
+        user_id = (await live.client.get("/api/v1/auth/me", headers=bearer(token))).json()["id"]
+        now = datetime.now(UTC)
+        claims = {"sub": str(user_id), "ver": 0, "aud": AUDIENCE, "iat": now, "exp": now + timedelta(seconds=2)}
+        short = jwt.encode(claims, live.app.state.settings.signing_key, algorithm=ALGORITHM)
+        feed, _ = await open_feed(live.ws_url, short)
+        code, reason = await closed_with(feed)
+        assert (code, "expired" in reason) == (1008, True)
