@@ -18,7 +18,11 @@ from typing import Any, Protocol
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from tocsin import metrics
+from tocsin.resilience import ThrottledLog
+
 log = logging.getLogger(__name__)
+_failures = ThrottledLog(log, level=logging.WARNING)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 ALERTS_CHANNEL = "tocsin:alerts"
@@ -85,7 +89,9 @@ class RedisBus(_Dispatch):
         try:
             await self.client.publish(channel, json.dumps(message, separators=(",", ":")))
         except (RedisError, OSError) as exc:
-            log.warning("redis publish on %s failed (%s); subscribers will resync from the database", channel, exc)
+            _failures.failure(
+                "publish", "redis publish on %s failed (%s); subscribers resync from the database", channel, exc
+            )
 
     async def start(self) -> None:
         self.listener = asyncio.create_task(self._listen())
@@ -110,6 +116,7 @@ class RedisBus(_Dispatch):
                 raise
             except (RedisError, OSError, ValueError) as exc:
                 self.connected.clear()
+                metrics.BUS_RECONNECTS.inc()
                 log.warning("redis subscription lost (%s); retrying in %.1fs", exc, delay)
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

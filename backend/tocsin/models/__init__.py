@@ -13,6 +13,7 @@ from tocsin.models.exercises import (
 )
 from tocsin.models.glossary import GlossaryConcept, GlossaryProposal, GlossaryVersion
 from tocsin.models.realtime import AlertResponse, Device, Incident, Report
+from tocsin.models.scheduler import SchedulerHeartbeat
 from tocsin.models.users import Organisation, User
 
 __all__ = [
@@ -35,5 +36,6 @@ __all__ = [
     "Incident",
     "Organisation",
     "Report",
+    "SchedulerHeartbeat",
     "User",
 ]

@@ -20,15 +20,17 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import func, select
 
-from tocsin import geo
+from tocsin import geo, metrics
 from tocsin.alerts import service as alerts
 from tocsin.alerts.schemas import SEVERITY_RANK, CapAlert
 from tocsin.db import Database
 from tocsin.models import Alert, AlertArea, AlertEvent
 from tocsin.realtime import protocol
 from tocsin.realtime.hub import Client, Hub, PreparedAlert
+from tocsin.resilience import ThrottledLog
 
 log = logging.getLogger(__name__)
+_failures = ThrottledLog(log)
 
 MAX_AREA_VERTICES_SENT = 2_000
 REPLAY_PAGE = 200
@@ -110,7 +112,7 @@ class AlertDispatcher:
             try:
                 await self.catch_up()
             except Exception:
-                log.exception("catching up on alert events failed; retrying")
+                _failures.failure("catch_up", "catching up on alert events failed; retrying", exc_info=True)
 
     async def catch_up(self) -> int:
         """Fan out every event after the last one handled, in order."""
@@ -211,6 +213,7 @@ class AlertDispatcher:
 
     # ---- one device: replay and snapshot ------------------------------------------------------------------------
 
+    @metrics.timed(metrics.REPLAY_SECONDS)
     async def replay(self, client: Client, after: int, upto: int) -> int:
         """Queue every message for this device with after < seq <= upto, in order. Returns the last seq replayed.
 

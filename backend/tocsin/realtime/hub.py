@@ -19,6 +19,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from tocsin import metrics
 from tocsin.alerts.schemas import SEVERITY_RANK
 from tocsin.realtime.counters import Counters
 
@@ -148,6 +149,7 @@ class Client:
             return True
         except asyncio.QueueFull:
             self.closed = True
+            metrics.QUEUE_DROPS.inc()
             self.close(CLOSE_TRY_AGAIN_LATER)
             return False
 
@@ -240,6 +242,7 @@ class Hub:
             slots = np.union1d(slots, owners[place_hits])
         return slots
 
+    @metrics.FANOUT_SECONDS.time()
     def fan_out(self, alert: PreparedAlert) -> int:
         """Queue the alert for every matching device on this worker. Synchronous by design: see Client.held."""
         self.last_seq = alert.seq
@@ -275,6 +278,7 @@ class Hub:
             for client in batch:
                 if id(client) not in done:
                     client.offer(alert.alert_id, text)  # not writable right now: the queue takes it
+        metrics.DELIVERIES.inc(matched)
         if matched:
             self.counters.add(alert.alert_id, "in_area", matched)
         if delivered:
