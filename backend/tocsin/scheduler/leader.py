@@ -82,7 +82,9 @@ class SchedulerLeader:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop`: standby, then leader while the lock holds, then standby again."""
-        backoff = Backoff(initial=0.5, cap=30.0)
+        # After losing the lock (or failing to reach the database), wait two standby periods: a standby that is
+        # already waiting takes over first instead of racing the process that just failed.
+        backoff = Backoff(initial=2 * self.standby_seconds, cap=30.0)
         while not stop.is_set():
             try:
                 led = await self._term(stop)
