@@ -17,6 +17,7 @@ from tests.conftest import REPO, free_port
 
 HEADER_TIMEOUT = 2
 SLOW_CLIENTS = 30
+MAX_CONNECTIONS = 40
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         TOCSIN_DATA_DIR=str(data_dir),
         TOCSIN_HTTP_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
         TOCSIN_HTTP_KEEP_ALIVE_SECONDS="2",
+        TOCSIN_HTTP_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
     )
     log = (data_dir / "serve.log").open("w")
     process = subprocess.Popen(
@@ -95,3 +97,20 @@ class TestSlowClients:
         rest = await asyncio.wait_for(reader.read(), timeout=15)
         assert b"HTTP/1.1" not in rest
         writer.close()
+
+    async def test_beyond_the_connection_limit_requests_get_503_until_idle_ones_are_closed(self, server: str) -> None:
+        port = int(server.rsplit(":", 1)[1])
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(MAX_CONNECTIONS)]
+        try:
+            async with httpx.AsyncClient(base_url=server) as client:
+                refused = (await client.get("/healthz")).status_code
+                deadline = time.monotonic() + HEADER_TIMEOUT + 15
+                served = refused
+                while served != 200:  # the idle connections sent no headers: the deadline closes them
+                    assert time.monotonic() < deadline, "idle connections were not closed"
+                    await asyncio.sleep(0.2)
+                    served = (await client.get("/healthz")).status_code
+        finally:
+            for _reader, writer in idle:
+                writer.close()
+        assert refused == 503

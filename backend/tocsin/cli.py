@@ -117,6 +117,9 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": HeaderTimeoutProtocol,
         "timeout_keep_alive": settings.http_keep_alive_seconds,
         "limit_concurrency": settings.http_max_connections,
+        # --workers: each worker imports the whole app before it answers the supervisor's first ping; on a loaded
+        # machine that takes longer than uvicorn's 5 s, and the worker would be killed and restarted for ever.
+        "timeout_worker_healthcheck": 30,
     }
 
 
