@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.alerts.test_lifecycle import approved_and_issued
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import LiveServer, _truncate, make_settings
 from tests.realtime.test_citizen import INSIDE, report
 from tests.realtime.wsclient import Citizen
 from tests.tcpproxy import TcpProxy
@@ -46,11 +46,19 @@ async def until(check: Callable[[], Any], what: str, seconds: float = 30) -> Any
 
 @asynccontextmanager
 async def app_client(database_url: str, tmp_path: Path, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An app of its own settings on the session's database, emptied afterwards like the harness does."""
     app = create_app(make_settings(database_url, tmp_path, **overrides), migrate_on_start=False)
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+    try:
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                yield client
+    finally:
+        database = open_database(database_url, pool=False)
+        try:
+            await _truncate(database)
+        finally:
+            await database.dispose()
 
 
 async def scrape(client: httpx.AsyncClient) -> Samples:

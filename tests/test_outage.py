@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,9 +20,13 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.alerts.factories import alert_body
+from tests.conftest import PASSWORD, REPO, free_port
 from tests.realtime.test_citizen import INSIDE
 from tests.tcpproxy import TcpProxy
+from tests.test_health import app_client
+from tocsin.auth import service as users
+from tocsin.auth.schemas import Role, UserCreate
 from tocsin.bus import InProcessBus
 from tocsin.db import open_database
 from tocsin.realtime.protocol import ReportIn
@@ -158,3 +163,37 @@ class TestLogThrottling:
         lines = [r for r in caplog.records if r.name == "tocsin.reports.writer"]
         kinds = {record.getMessage().split(" (")[0] for record in lines}
         assert len(lines) == len(kinds) <= 3, [r.getMessage() for r in lines]
+
+
+class TestSqliteWriteLocked:
+    async def test_a_write_lock_held_by_another_process_gets_a_json_503(
+        self, database_url: str, is_postgis: bool, tmp_path: Path
+    ) -> None:
+        """Embedded mode's real outage: another process (a backup, a long `tocsin glossary load`) holds the SQLite
+        write lock longer than the busy timeout."""
+        if is_postgis:
+            pytest.skip("PostgreSQL: the unreachable-server test above")
+        async with app_client(database_url, tmp_path, sqlite_busy_seconds=0.5) as client:
+            database = open_database(database_url, pool=False)
+            try:
+                async with database.sessions() as session:
+                    await users.create_user(
+                        session, data=UserCreate(username="olga", password=PASSWORD, roles=[Role.operator])
+                    )
+                    await session.commit()
+            finally:
+                await database.dispose()
+            token = await client.post("/api/v1/auth/token", data={"username": "olga", "password": PASSWORD})
+            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            holder = sqlite3.connect(database_url.split("///", 1)[1])
+            holder.execute("BEGIN IMMEDIATE")
+            try:
+                refused = await client.post("/api/v1/alerts", json=alert_body("en"), headers=headers)
+            finally:
+                holder.rollback()
+                holder.close()
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "unavailable"
+            assert int(refused.headers["retry-after"]) > 0
+            stored = await client.post("/api/v1/alerts", json=alert_body("en"), headers=headers)
+            assert stored.status_code == 201, stored.text

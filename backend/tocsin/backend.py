@@ -115,14 +115,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
-def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
+def create_engine(url: str, *, pool: bool = True, sqlite_busy_seconds: float = 30) -> AsyncEngine:
     # hide_parameters: a failing statement's values (citizens' texts, places, device ids) stay out of the logs.
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        # `timeout` is SQLite's busy timeout: how long a writer waits for another one before "database is locked".
+        engine = create_async_engine(url, connect_args={"timeout": sqlite_busy_seconds}, hide_parameters=True)
         sync_engine: Engine = engine.sync_engine
         event.listen(sync_engine, "connect", _sqlite_pragmas)
         return engine

@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     # Operations: readiness fails when the scheduler's heartbeat is older than this (production); who may read
     # /metrics (comma-separated networks, e.g. "127.0.0.1/32,10.0.0.0/8"; empty: everyone).
     scheduler_heartbeat_max_age_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    # Embedded: how long a write waits for another process's write lock on the SQLite file before it gives up (503).
+    sqlite_busy_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
     metrics_allowed_networks: str = ""
 
     # Bounds on what clients may send.

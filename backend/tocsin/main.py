@@ -94,7 +94,7 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.signing_key  # noqa: B018 - fail at start, not at first login, if no key can be had
-        database = open_database(settings.effective_database_url)
+        database = open_database(settings.effective_database_url, sqlite_busy_seconds=settings.sqlite_busy_seconds)
         # A worker started while PostgreSQL or Redis is down waits for them (and says so) instead of exiting.
         await resilience.wait_until_available("database", lambda: resilience.probe_database(database))
         if settings.redis_url:
