@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -160,7 +161,16 @@ async def _refresh_scheduler_gauges(database: Database, leader: SchedulerLeader 
 
 # ---- the database is unreachable: JSON 503 ------------------------------------------------------------------------
 
-UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, OSError)
+# What reaching the database raises when it is down: SQLAlchemy's wrappers, and asyncpg's own connect errors
+# (refused, reset, timed out, name not resolved), which reach us unwrapped. Other OSErrors (files) stay 500s.
+UNREACHABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
+)
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:
