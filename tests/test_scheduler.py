@@ -6,7 +6,7 @@ import asyncio
 
 from tests.conftest import Harness
 from tocsin import backend
-from tocsin.scheduler.jobs import run_standalone
+from tocsin.scheduler.leader import run_standalone
 
 
 class TestSchedulerLock:

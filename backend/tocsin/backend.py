@@ -6,7 +6,7 @@
 - Production: PostgreSQL + PostGIS through asyncpg and GeoAlchemy2. Geometry in SRID 4326 with a GiST index; the
   spatial predicate runs in SQL. Delivery sequence numbers are handed out under a transaction-level advisory lock so
   that sequence order equals commit order (a client replaying "everything after N" can never skip a late commit).
-  Exactly one scheduler holds a session-level advisory lock.
+  Exactly one scheduler holds a session-level advisory lock (and proves it every second: scheduler/leader.py).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ DELIVERY_LOCK_KEY = 7_404_001  # pg_advisory_xact_lock key for the delivery sequ
 SCHEDULER_LOCK_KEY = 7_404_002  # pg_try_advisory_lock key held by the one scheduler
 GLOSSARY_LOCK_KEY = 7_404_003  # pg_advisory_xact_lock key around glossary changes
 OPERATOR_FEED_LOCK_KEY = 7_404_004  # pg_advisory_xact_lock key for the operator feed's sequence
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 def is_postgres(dialect_name: str) -> bool:
@@ -115,20 +116,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
-def create_engine(url: str, *, pool: bool = True) -> AsyncEngine:
+def create_engine(url: str, *, pool: bool = True, sqlite_busy_seconds: float = 30) -> AsyncEngine:
     # hide_parameters: a failing statement's values (citizens' texts, places, device ids) stay out of the logs.
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        # `timeout` is SQLite's busy timeout: how long a writer waits for another one before "database is locked".
+        engine = create_async_engine(url, connect_args={"timeout": sqlite_busy_seconds}, hide_parameters=True)
         sync_engine: Engine = engine.sync_engine
         event.listen(sync_engine, "connect", _sqlite_pragmas)
         return engine
+    # A database that does not answer fails a connection attempt in seconds (asyncpg waits 60 by default), so
+    # requests get a 503 and retry loops move on instead of hanging.
+    connect_args = {"timeout": CONNECT_TIMEOUT_SECONDS}
     if pool:
-        return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True)
-    return create_async_engine(url, poolclass=NullPool, hide_parameters=True)
+        return create_async_engine(
+            url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args
+        )
+    return create_async_engine(url, poolclass=NullPool, hide_parameters=True, connect_args=connect_args)
 
 
 async def prepare_database(connection: AsyncConnection) -> None:
@@ -193,6 +199,20 @@ def area_covers_point_sql(
         return covers
     min_lon, min_lat, max_lon, max_lat = area_bbox
     return and_(min_lon <= lon, max_lon >= lon, min_lat <= lat, max_lat >= lat)
+
+
+def upsert(table: Any, values: dict[str, Any], dialect_name: str, *, key: str) -> Any:
+    """INSERT ... ON CONFLICT (key) DO UPDATE SET the other columns, in the dialect's own syntax."""
+    if is_postgres(dialect_name):
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement: Any = pg_insert(table).values(**values)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).values(**values)
+    changes = {column: statement.excluded[column] for column in values if column != key}
+    return statement.on_conflict_do_update(index_elements=[key], set_=changes)
 
 
 def insert_ignoring_duplicates(table: Any, dialect_name: str) -> Any:

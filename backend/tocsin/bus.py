@@ -20,7 +20,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from tocsin import metrics
+from tocsin.resilience import ThrottledLog
+
 log = logging.getLogger(__name__)
+_failures = ThrottledLog(log, level=logging.WARNING)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 ALERTS_CHANNEL = "tocsin:alerts"
@@ -108,9 +112,13 @@ class RedisBus(_Dispatch):
                 # After a Redis restart the pooled connection is dead and only the first use finds out: the pool
                 # drops it, and one retry gets a fresh one.
                 if attempt == 2:
-                    log.warning("redis publish on %s failed (%s); subscribers resync from the database", channel, exc)
+                    _failures.failure(
+                        "publish", "redis publish on %s failed (%s); subscribers resync from the database", channel, exc
+                    )
             except RedisError as exc:
-                log.warning("redis publish on %s failed (%s); subscribers resync from the database", channel, exc)
+                _failures.failure(
+                    "publish", "redis publish on %s failed (%s); subscribers resync from the database", channel, exc
+                )
                 return
 
     async def start(self) -> None:
@@ -144,6 +152,7 @@ class RedisBus(_Dispatch):
             except (RedisError, OSError, ValueError) as exc:
                 self.connected.clear()
                 lost = True
+                metrics.BUS_RECONNECTS.inc()
                 log.warning("redis subscription lost (%s); retrying in %.1fs", exc, delay)
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -15,7 +15,7 @@ import typer
 import uvicorn
 from fastapi import FastAPI
 
-from tocsin import demo, logs, migrate
+from tocsin import demo, logs, migrate, resilience
 from tocsin.alerts import cap
 from tocsin.alerts import service as alerts
 from tocsin.alerts.templates import default_templates_dir, load_templates
@@ -28,8 +28,9 @@ from tocsin.errors import AppError
 from tocsin.exercises import cli as exercise_cli
 from tocsin.exercises.runner import ExerciseRunner
 from tocsin.glossary import cli as glossary_cli
+from tocsin.httpserver import HeaderTimeoutProtocol
 from tocsin.main import create_app
-from tocsin.scheduler.jobs import run_standalone
+from tocsin.scheduler.leader import run_standalone
 
 # Compression off: many small messages to many clients (the websockets docs: ~14 KiB vs ~64 KiB per connection).
 # Frames above this are refused by the server before our handler sees them (close 1009).
@@ -69,7 +70,9 @@ async def _with_database(settings: Settings) -> Database:
 def app_from_environment() -> FastAPI:
     """The app for each worker of `tocsin serve --workers N` (which also sets compression off and frame limits;
     run it through `tocsin serve`, not plain uvicorn)."""
-    return create_app(Settings())
+    settings = Settings()
+    HeaderTimeoutProtocol.header_timeout_seconds = settings.http_header_timeout_seconds
+    return create_app(settings)
 
 
 @app.command()
@@ -95,6 +98,7 @@ def serve(
     )
     if demo_data:
         asyncio.run(_seed_demo(settings))
+    HeaderTimeoutProtocol.header_timeout_seconds = settings.http_header_timeout_seconds
     if workers > 1:
         if settings.scheduler_in_process:
             typer.echo("several workers: set TOCSIN_RUN_SCHEDULER=false and run `tocsin scheduler` once", err=True)
@@ -123,6 +127,13 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
         "access_log": settings.access_log,
         "proxy_headers": True,
         "forwarded_allow_ips": settings.trusted_proxies,
+        # Slow and idle clients: a deadline on request headers, on idle keep-alive, and a bound on connections.
+        "http": HeaderTimeoutProtocol,
+        "timeout_keep_alive": settings.http_keep_alive_seconds,
+        "limit_concurrency": settings.http_max_connections,
+        # --workers: each worker imports the whole app before it answers the supervisor's first ping; on a loaded
+        # machine that takes longer than uvicorn's 5 s, and the worker would be killed and restarted for ever.
+        "timeout_worker_healthcheck": 30,
     }
 
 
@@ -152,6 +163,11 @@ def scheduler() -> None:
 
     async def run() -> None:
         database = open_database(settings.effective_database_url)
+        # Started while PostgreSQL or Redis is down: wait for them (and say so), never exit.
+        await resilience.wait_until_available("database", lambda: resilience.probe_database(database))
+        if settings.redis_url:
+            redis_url = settings.redis_url
+            await resilience.wait_until_available("redis", lambda: resilience.probe_redis(redis_url))
         bus = create_bus(settings.redis_url)
         templates_dir = settings.alerts_dir or default_templates_dir()
         exercises = ExerciseRunner(database, bus, settings, templates_dir)  # subscribes before the bus starts

@@ -94,6 +94,20 @@ class Settings(BaseSettings):
     log_client_addresses: bool = False
     ws_implementation: Literal["websockets", "websockets-sansio"] = "websockets-sansio"
 
+    # The main HTTP port (uvicorn): a client must send its request headers within http_header_timeout_seconds of
+    # connecting (or of its previous response); an idle keep-alive connection closes after http_keep_alive_seconds;
+    # beyond http_max_connections (WebSockets on the main port included) new requests get 503.
+    http_header_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    http_keep_alive_seconds: Annotated[int, Field(ge=1, le=300)] = 5
+    http_max_connections: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+
+    # Operations: readiness fails when the scheduler's heartbeat is older than this (production); who may read
+    # /metrics (comma-separated networks, e.g. "127.0.0.1/32,10.0.0.0/8"; empty: everyone).
+    scheduler_heartbeat_max_age_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    # Embedded: how long a write waits for another process's write lock on the SQLite file before it gives up (503).
+    sqlite_busy_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    metrics_allowed_networks: str = ""
+
     # Bounds on what clients may send.
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     max_cap_bytes: Annotated[int, Field(ge=1024)] = 2_097_152

@@ -42,8 +42,8 @@ class Database:
         await self.engine.dispose()
 
 
-def open_database(url: str, *, pool: bool = True) -> Database:
-    engine = backend.create_engine(url, pool=pool)
+def open_database(url: str, *, pool: bool = True, sqlite_busy_seconds: float = 30) -> Database:
+    engine = backend.create_engine(url, pool=pool, sqlite_busy_seconds=sqlite_busy_seconds)
     return Database(engine=engine, sessions=async_sessionmaker(engine, expire_on_commit=False))
 
 

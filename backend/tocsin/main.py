@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -9,9 +10,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
-from tocsin import backend, migrate
+from tocsin import health, metrics, migrate, resilience
 from tocsin.alerts import router as alerts_router
 from tocsin.alerts.templates import default_templates_dir
 from tocsin.audit import router as audit_router
@@ -29,7 +29,7 @@ from tocsin.realtime import citizen, operator
 from tocsin.realtime.listener import CitizenListener
 from tocsin.realtime.runtime import Realtime
 from tocsin.reports import router as reports_router
-from tocsin.scheduler.jobs import Scheduler
+from tocsin.scheduler.leader import leader_for
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,12 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         settings.signing_key  # noqa: B018 - fail at start, not at first login, if no key can be had
-        database = open_database(settings.effective_database_url)
+        database = open_database(settings.effective_database_url, sqlite_busy_seconds=settings.sqlite_busy_seconds)
+        # A worker started while PostgreSQL or Redis is down waits for them (and says so) instead of exiting.
+        await resilience.wait_until_available("database", lambda: resilience.probe_database(database))
+        if settings.redis_url:
+            redis_url = settings.redis_url
+            await resilience.wait_until_available("redis", lambda: resilience.probe_redis(redis_url))
         if should_migrate:
             await migrate.upgrade(database)
             await glossary.load_files_if_empty(database, settings.glossary_dir)
@@ -103,12 +108,14 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
         realtime = Realtime(settings, database, bus)
         realtime.subscribe()
         templates_dir = settings.alerts_dir or default_templates_dir()
-        # Subscribed before the bus starts; runs exercises only if this process gets the scheduler lock below.
+        # Subscribed before the bus starts; runs exercises only while this process leads the scheduler below.
         exercises = (
             ExerciseRunner(database, bus, settings, templates_dir, realtime) if settings.scheduler_in_process else None
         )
         await bus.start()
         await realtime.start()
+        metrics.CONNECTIONS.labels("citizen").set_function(lambda: realtime.hub.connected)
+        metrics.CONNECTIONS.labels("operator").set_function(lambda: len(realtime.operators.consoles))
         app.state.realtime = realtime
         listener = CitizenListener(realtime) if settings.citizen_port else None
         if listener is not None and settings.citizen_port:
@@ -123,25 +130,22 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
             window_seconds=settings.login_window_seconds,
         )
         app.state.templates_dir = templates_dir
-        scheduler = None
-        lock_connection = None
+        # The same lock as `tocsin scheduler`: a second process with TOCSIN_RUN_SCHEDULER=true waits as a standby.
+        leader = None
+        stop_leading = asyncio.Event()
+        leading: asyncio.Task[None] | None = None
         if settings.scheduler_in_process:
-            # The same lock as `tocsin scheduler`: a second process with TOCSIN_RUN_SCHEDULER=true does not schedule.
-            lock_connection = await database.engine.connect()
-            if await backend.try_scheduler_lock(lock_connection):
-                scheduler = Scheduler(
-                    database, bus, settings.scheduler_interval_seconds, settings.report_retention_days, exercises
-                )
-                scheduler.start()
-            else:
-                log.warning("another process holds the scheduler lock; this one does not run scheduled work")
+            leader = leader_for(
+                database, bus, settings.scheduler_interval_seconds, settings.report_retention_days, exercises
+            )
+            leading = asyncio.create_task(leader.run(stop_leading))
+        app.state.scheduler_leader = leader
         try:
             yield
         finally:
-            if scheduler is not None:
-                await scheduler.stop()
-            if lock_connection is not None:
-                await lock_connection.close()
+            stop_leading.set()
+            if leading is not None:
+                await leading
             if listener is not None:
                 await listener.stop()
             await realtime.stop()
@@ -166,12 +170,9 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
     app.include_router(citizen.router)
     app.include_router(operator.router)
 
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        """200 once the database answers."""
-        async with app.state.database.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        return {"status": "ok", "mode": settings.mode.value}
+    app.include_router(health.router)
+    health.install_unavailable_handlers(app)
 
     app.add_middleware(BodySizeLimit, default_limit=settings.max_body_bytes, cap_limit=settings.max_cap_bytes)
+    app.add_middleware(metrics.RouteMetrics)
     return app

@@ -578,7 +578,12 @@ async def expire_due(session: AsyncSession, *, now: datetime | None = None) -> l
         .all()
     )
     events: list[AlertEventOut] = []
-    for alert in due:
+    for candidate in due:
+        # Two schedulers (or a run that overlaps itself) may pick the same alert: the one that locks it first expires
+        # it; the other finds it no longer issued and leaves it (one state change, one event, one audit entry).
+        alert = await _get(session, candidate.id, for_update=True)
+        if alert.state != AlertState.issued:
+            continue
         alert.state = AlertState.expired.value
         alert.ended_at = now
         alert.updated_at = now

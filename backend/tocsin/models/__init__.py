@@ -13,6 +13,7 @@ from tocsin.models.exercises import (
 )
 from tocsin.models.glossary import GlossaryConcept, GlossaryProposal, GlossaryVersion
 from tocsin.models.realtime import AlertDelivery, AlertResponse, Device, Incident, OperatorEvent, Report
+from tocsin.models.scheduler import SchedulerHeartbeat
 from tocsin.models.users import Organisation, User
 
 __all__ = [
@@ -37,5 +38,6 @@ __all__ = [
     "OperatorEvent",
     "Organisation",
     "Report",
+    "SchedulerHeartbeat",
     "User",
 ]

@@ -20,15 +20,17 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import func, select
 
-from tocsin import geo
+from tocsin import geo, metrics
 from tocsin.alerts import service as alerts
 from tocsin.alerts.schemas import SEVERITY_RANK, CapAlert
 from tocsin.db import Database
 from tocsin.models import Alert, AlertArea, AlertEvent
 from tocsin.realtime import protocol
 from tocsin.realtime.hub import Client, Hub, PreparedAlert
+from tocsin.resilience import ThrottledLog
 
 log = logging.getLogger(__name__)
+_failures = ThrottledLog(log)
 
 MAX_AREA_VERTICES_SENT = 2_000
 RETRY_FIRST_SECONDS = 0.1
@@ -148,7 +150,8 @@ class AlertDispatcher:
                 failures = 0
             except Exception as exc:
                 failures += 1
-                log.warning(
+                _failures.failure(
+                    "catch_up",
                     "reading alert events after seq %d failed (%s: %s); attempt %d, retrying",
                     self.last_seq,
                     type(exc).__name__,
@@ -245,6 +248,7 @@ class AlertDispatcher:
 
     # ---- one device: replay and snapshot ------------------------------------------------------------------------
 
+    @metrics.timed(metrics.REPLAY_SECONDS)
     async def replay(self, client: Client, after: int, upto: int) -> int:
         """Queue every message for this device with after < seq <= upto, in order. Returns the last seq replayed.
 

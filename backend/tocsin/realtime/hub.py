@@ -19,6 +19,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from tocsin import metrics
 from tocsin.alerts.schemas import SEVERITY_RANK
 from tocsin.realtime.counters import DeliveryRecorder
 
@@ -156,6 +157,7 @@ class Client:
             return True
         except asyncio.QueueFull:
             self.closed = True
+            metrics.QUEUE_DROPS.inc()
             self.close(CLOSE_TRY_AGAIN_LATER)
             return False
 
@@ -248,6 +250,7 @@ class Hub:
             slots = np.union1d(slots, owners[place_hits])
         return slots
 
+    @metrics.FANOUT_SECONDS.time()
     def fan_out(self, alert: PreparedAlert) -> int:
         """Queue the alert for every matching device on this worker. Synchronous by design: see Client.held."""
         self.last_seq = alert.seq
@@ -287,6 +290,7 @@ class Hub:
             for client in batch:
                 if id(client) not in done:
                     client.offer(ids, text)  # not writable right now: the queue takes it
+        metrics.DELIVERIES.inc(len(matched))
         return len(matched)
 
     def send_to_device(self, device_id: str, text: str) -> bool:

@@ -14,20 +14,23 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from logging import WARNING
 from typing import Any
 
 from shapely.geometry import Point
 from sqlalchemy import select
 
-from tocsin import backend
+from tocsin import backend, metrics
 from tocsin.bus import Bus
 from tocsin.db import Database
 from tocsin.models import Report
 from tocsin.realtime.protocol import ReportIn
 from tocsin.reports import feed
 from tocsin.reports.schemas import ReportAck, ReportStatus
+from tocsin.resilience import ThrottledLog
 
 log = logging.getLogger(__name__)
+_failures = ThrottledLog(log)  # a database outage: one line per kind of failure per minute, not one per report
 
 REPORTS_CHANNEL = "tocsin:reports"
 MAX_PENDING = 20_000
@@ -94,6 +97,7 @@ class ReportWriter:
             if not item.future.done():
                 item.future.set_exception(ReportRefused("unavailable", "the server is shutting down; resend later"))
 
+    @metrics.timed(metrics.REPORT_ACK_SECONDS)
     async def submit(self, device_id: str, report: ReportIn, exercise_id: str | None = None) -> tuple[ReportAck, bool]:
         """Wait until the report is committed; returns (acknowledgement, created)."""
         if len(self.pending) >= MAX_PENDING:  # shed load instead of queueing without end; the device resends
@@ -119,12 +123,13 @@ class ReportWriter:
             try:
                 await self._write(batch)
             except Exception:  # never let the writer die: every sender gets an answer
-                log.exception("the report writer failed on a batch of %d", len(batch))
+                _failures.failure("batch", "the report writer failed on a batch of %d", len(batch), exc_info=True)
             finally:
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(ReportRefused("unavailable", "not stored; resend"))
 
+    @metrics.timed(metrics.REPORT_INGEST_SECONDS)
     async def _write(self, batch: list[_Pending]) -> None:
         received = datetime.now(UTC)
         # The first of several sends of one UUID in the same batch wins; the others get its acknowledgement.
@@ -164,14 +169,17 @@ class ReportWriter:
                 seqs = await feed.append(session, [(feed.REPORT_NEW, report_id) for report_id in real])
                 numbers = dict(zip(real, seqs, strict=True))
                 await session.commit()
+            metrics.REPORTS_INGESTED.inc(len(new))
         except Exception as exc:  # nothing of this batch is stored, so nothing is acknowledged
             if len(unique) > 1 and not isinstance(exc, TimeoutError):
                 # One bad report must not fail the others: write them one by one, so only it is refused.
-                log.warning("a batch of %d reports failed (%s); writing them one by one", len(batch), exc)
+                _failures.failure(
+                    "split", "a batch of %d failed (%s); writing one by one", len(batch), exc, level=WARNING
+                )
                 for client_id in unique:
                     await self._write([item for item in batch if item.report.id == client_id])
                 return
-            log.exception("writing %d reports failed", len(batch))
+            _failures.failure(type(exc).__name__, "writing %d reports failed", len(batch), exc_info=True)
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(

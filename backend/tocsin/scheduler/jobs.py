@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
-from datetime import UTC, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from tocsin import backend
+from tocsin import metrics
 from tocsin.alerts import service as alerts
 from tocsin.alerts.service import AlertEventOut
 from tocsin.bus import ALERTS_CHANNEL, Bus
@@ -67,16 +70,39 @@ class Scheduler:
         self.retention_days = retention_days
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.exercises = exercises
+        self.lag_seconds = 0.0  # how late the latest job run started
+        self.running: set[asyncio.Task[Any]] = set()
+        self.scheduler.add_listener(self._note_lag, EVENT_JOB_SUBMITTED)
         if exercises is not None:
             exercises.attach(self.scheduler)
+
+    def _note_lag(self, event: JobSubmissionEvent) -> None:
+        if event.scheduled_run_times:
+            self.lag_seconds = max(0.0, (datetime.now(UTC) - event.scheduled_run_times[-1]).total_seconds())
+            metrics.SCHEDULER_LAG.set(self.lag_seconds)
+
+    def _tracked(self, job: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """The job, with its run remembered until it ends, so `stop` can wait for cancelled runs to finish."""
+
+        @functools.wraps(job)
+        async def run(*args: Any) -> Any:
+            task = asyncio.current_task()
+            assert task is not None
+            self.running.add(task)
+            try:
+                return await job(*args)
+            finally:
+                self.running.discard(task)
+
+        return run
 
     def start(self) -> None:
         if self.exercises is not None:
             self.scheduler.add_job(
-                self.exercises.sync, "interval", seconds=self.interval, id="exercise_sync", **JOB_OPTIONS
+                self._tracked(self.exercises.sync), "interval", seconds=self.interval, id="exercise_sync", **JOB_OPTIONS
             )
         self.scheduler.add_job(
-            issue_due_alerts,
+            self._tracked(issue_due_alerts),
             "interval",
             seconds=self.interval,
             id="issue_due_alerts",
@@ -84,7 +110,7 @@ class Scheduler:
             **JOB_OPTIONS,
         )
         self.scheduler.add_job(
-            expire_alerts,
+            self._tracked(expire_alerts),
             "interval",
             seconds=self.interval,
             id="expire_alerts",
@@ -92,7 +118,7 @@ class Scheduler:
             **JOB_OPTIONS,
         )
         self.scheduler.add_job(
-            purge_old_reports,
+            self._tracked(purge_old_reports),
             "interval",
             hours=1,
             id="purge_old_reports",
@@ -102,32 +128,10 @@ class Scheduler:
         self.scheduler.start()
 
     async def stop(self) -> None:
+        """No job starts after this; runs in flight are cancelled (their transactions roll back)."""
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.shutdown(wait=False)  # the asyncio executor cancels the running coroutine jobs
+        await asyncio.gather(*self.running, return_exceptions=True)
         if self.exercises is not None:
+            self.exercises.scheduler = None  # bus wake-ups must not start exercises in a process that lost the lock
             await self.exercises.close()
-
-
-async def run_standalone(
-    database: Database,
-    bus: Bus,
-    interval_seconds: float,
-    stop: asyncio.Event,
-    retention_days: int = 30,
-    exercises: ExerciseRunner | None = None,
-) -> None:
-    """`tocsin scheduler`: wait for the scheduler lock (a standby waits here), then run until `stop` is set."""
-    async with database.engine.connect() as lock_connection:
-        while not await backend.try_scheduler_lock(lock_connection):
-            log.info("another scheduler holds the lock; waiting as standby")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=5)
-            if stop.is_set():
-                return
-        log.info("scheduler lock acquired; running jobs every %.1fs", interval_seconds)
-        scheduler = Scheduler(database, bus, interval_seconds, retention_days, exercises)
-        scheduler.start()
-        try:
-            await stop.wait()
-        finally:
-            await scheduler.stop()

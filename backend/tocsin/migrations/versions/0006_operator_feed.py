@@ -1,7 +1,7 @@
 """Operator feed cursor and per-user token version.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01
 """
 

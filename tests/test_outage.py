@@ -1,0 +1,200 @@
+"""PostgreSQL and Redis outages: processes started while they are down wait for them; requests while the database is
+unreachable get a JSON 503 with Retry-After; a sustained outage writes one log line per kind of failure, not one per
+report. The outages are real: a loopback TCP proxy to the shared services, started late and stopped on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.alerts.factories import alert_body
+from tests.conftest import PASSWORD, REPO, free_port
+from tests.realtime.test_citizen import INSIDE
+from tests.tcpproxy import TcpProxy
+from tests.test_health import app_client
+from tocsin.auth import service as users
+from tocsin.auth.schemas import Role, UserCreate
+from tocsin.bus import InProcessBus
+from tocsin.db import open_database
+from tocsin.realtime.protocol import ReportIn
+from tocsin.reports.writer import ReportRefused, ReportWriter
+
+SECRET = "outage-test-secret-key-that-is-long-enough"
+
+
+def through(proxy: TcpProxy, url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}").geturl()
+
+
+def wait_until(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def status_of(url: str) -> int | None:
+    try:
+        return httpx.get(url, timeout=10).status_code
+    except httpx.TransportError:
+        return None
+
+
+@pytest.fixture
+def postgis_url(database_url: str, is_postgis: bool) -> str:
+    if not is_postgis:
+        pytest.skip("an unreachable server is a PostgreSQL outage; an embedded SQLite file has no such state")
+    return database_url
+
+
+@pytest.fixture
+def proxies(postgis_url: str, redis_url: str) -> Iterator[tuple[TcpProxy, TcpProxy]]:
+    database = TcpProxy(urlsplit(postgis_url).port or 5432)
+    redis = TcpProxy(urlsplit(redis_url).port or 6379)
+    try:
+        yield database, redis
+    finally:
+        database.close()
+        redis.close()
+
+
+class TestStartWhileDown:
+    def test_serve_and_scheduler_wait_for_the_database_and_redis_then_run(
+        self, postgis_url: str, redis_url: str, proxies: tuple[TcpProxy, TcpProxy], tmp_path: Path
+    ) -> None:
+        database, redis = proxies
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
+        env.update(
+            TOCSIN_MODE="production",
+            TOCSIN_SECRET_KEY=SECRET,
+            TOCSIN_DATABASE_URL=through(database, postgis_url),
+            TOCSIN_REDIS_URL=f"redis://127.0.0.1:{redis.port}/0",
+            TOCSIN_DATA_DIR=str(tmp_path),
+        )
+        logs = {name: tmp_path / f"{name}.log" for name in ("serve", "scheduler")}
+        commands = {"serve": ["serve", "--port", str(port)], "scheduler": ["scheduler"]}
+        processes = {}
+        for name, arguments in commands.items():
+            with logs[name].open("w") as log:
+                processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", "tocsin.cli", *arguments], env=env, stdout=log, stderr=log, cwd=REPO
+                )
+        base = f"http://127.0.0.1:{port}"
+
+        def logged(name: str, text: str) -> bool:
+            assert processes[name].poll() is None, logs[name].read_text()
+            return text in logs[name].read_text()
+
+        try:
+            for name in processes:
+                wait_until(lambda name=name: logged(name, "database unavailable (attempt 2"), f"{name} to retry")
+            database.start()
+            for name in processes:
+                wait_until(lambda name=name: logged(name, "redis unavailable (attempt"), f"{name} to wait for redis")
+            redis.start()
+            wait_until(lambda: status_of(f"{base}/healthz") == 200, "the server to answer")
+            wait_until(lambda: status_of(f"{base}/readyz") == 200, "the scheduler's heartbeat")
+            assert "database available after" in logs["serve"].read_text()
+
+            database.stop()
+            refused = httpx.get(f"{base}/api/v1/alerts", timeout=30)
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "unavailable"
+            assert int(refused.headers["retry-after"]) > 0
+            health = httpx.get(f"{base}/healthz", timeout=30)
+            assert (health.status_code, health.json()["error"]["code"]) == (503, "unavailable")
+            ready = httpx.get(f"{base}/readyz", timeout=30)
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["database"]["ok"] is False
+
+            database.start()
+            wait_until(lambda: status_of(f"{base}/api/v1/alerts") == 200, "the server to recover")
+        finally:
+            for process in processes.values():
+                process.terminate()
+            for process in processes.values():
+                process.wait(timeout=30)
+        # Each kind of failure logs its traceback once per interval, never once per request or retry.
+        assert logs["serve"].read_text().count("Traceback") <= 3
+
+
+class TestLogThrottling:
+    async def test_a_sustained_outage_logs_each_kind_of_failure_once(
+        self, postgis_url: str, proxies: tuple[TcpProxy, TcpProxy], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        proxy = proxies[0].start()
+        database = open_database(through(proxy, postgis_url))
+        writer = ReportWriter(database, InProcessBus())
+        writer.start()
+
+        def report() -> ReportIn:
+            return ReportIn(
+                id=uuid.uuid4(), category="flooding", text="water", location=INSIDE, observed_at=datetime.now(UTC)
+            )
+
+        try:
+            await writer.submit("outage-device", report())  # stored: the database answers
+            proxy.stop()
+            caplog.set_level(logging.WARNING, logger="tocsin.reports.writer")
+            refused = 0
+            for _round in range(20):  # 20 group commits of 10 reports each, every one of them failing
+                results = await asyncio.gather(
+                    *(writer.submit(f"outage-device-{i}", report()) for i in range(10)), return_exceptions=True
+                )
+                refused += sum(isinstance(result, ReportRefused) for result in results)
+        finally:
+            await writer.stop()
+            await database.dispose()
+        assert refused == 200
+        lines = [r for r in caplog.records if r.name == "tocsin.reports.writer"]
+        kinds = {record.getMessage().split(" (")[0] for record in lines}
+        assert len(lines) == len(kinds) <= 3, [r.getMessage() for r in lines]
+
+
+class TestSqliteWriteLocked:
+    async def test_a_write_lock_held_by_another_process_gets_a_json_503(
+        self, database_url: str, is_postgis: bool, tmp_path: Path
+    ) -> None:
+        """Embedded mode's real outage: another process (a backup, a long `tocsin glossary load`) holds the SQLite
+        write lock longer than the busy timeout."""
+        if is_postgis:
+            pytest.skip("PostgreSQL: the unreachable-server test above")
+        async with app_client(database_url, tmp_path, sqlite_busy_seconds=0.5) as client:
+            database = open_database(database_url, pool=False)
+            try:
+                async with database.sessions() as session:
+                    await users.create_user(
+                        session, data=UserCreate(username="olga", password=PASSWORD, roles=[Role.operator])
+                    )
+                    await session.commit()
+            finally:
+                await database.dispose()
+            token = await client.post("/api/v1/auth/token", data={"username": "olga", "password": PASSWORD})
+            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            holder = sqlite3.connect(database_url.split("///", 1)[1])
+            holder.execute("BEGIN IMMEDIATE")
+            try:
+                refused = await client.post("/api/v1/alerts", json=alert_body("en"), headers=headers)
+            finally:
+                holder.rollback()
+                holder.close()
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "unavailable"
+            assert int(refused.headers["retry-after"]) > 0
+            stored = await client.post("/api/v1/alerts", json=alert_body("en"), headers=headers)
+            assert stored.status_code == 201, stored.text
