@@ -24,6 +24,7 @@ from tocsin.exercises import router as exercises_router
 from tocsin.exercises.runner import ExerciseRunner
 from tocsin.glossary import router as glossary_router
 from tocsin.glossary import service as glossary
+from tocsin.openapi import install_openapi
 from tocsin.realtime import citizen, operator
 from tocsin.realtime.listener import CitizenListener
 from tocsin.realtime.runtime import Realtime
@@ -165,5 +166,6 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
             await connection.execute(text("SELECT 1"))
         return {"status": "ok", "mode": settings.mode.value}
 
+    install_openapi(app)
     app.add_middleware(BodySizeLimit, default_limit=settings.max_body_bytes, cap_limit=settings.max_cap_bytes)
     return app

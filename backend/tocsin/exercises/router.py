@@ -12,6 +12,7 @@ from tocsin.auth.schemas import Role
 from tocsin.auth.service import has_role
 from tocsin.bus import ALERTS_CHANNEL, EXERCISES_CHANNEL
 from tocsin.db import SessionDep
+from tocsin.errors import refusals
 from tocsin.exercises import clock, report, service
 from tocsin.exercises.report_html import render_report_html
 from tocsin.exercises.schemas import (
@@ -31,6 +32,7 @@ from tocsin.exercises.schemas import (
     TimelineEntry,
 )
 from tocsin.models import Exercise, User
+from tocsin.types import Cursor
 
 router = APIRouter(prefix="/api/v1/exercises", tags=["exercises"])
 
@@ -70,7 +72,7 @@ async def list_scenarios(request: Request, _: Staff) -> list[ScenarioSummary]:
     return [service.summary(s) for s in service.library(directory).values()]
 
 
-@router.post("", response_model=ExerciseOut, status_code=201)
+@router.post("", response_model=ExerciseOut, status_code=201, responses=refusals(404))
 async def create_exercise(request: Request, session: SessionDep, user: Planner, body: ExerciseIn) -> ExerciseOut:
     """Set up an exercise from a library scenario (`scenario_id`) or a whole scenario document (`scenario`); with
     `start: true` its clock starts at once."""
@@ -117,32 +119,32 @@ async def _control(request: Request, session: SessionDep, user: User, exercise_i
     return out
 
 
-@router.post("/{exercise_id}/start", response_model=ExerciseOut)
+@router.post("/{exercise_id}/start", response_model=ExerciseOut, responses=refusals(409))
 async def start(request: Request, session: SessionDep, user: Planner, exercise_id: str) -> ExerciseOut:
     """Start the scenario clock at the exercise's speed (its synthetic citizens came up when it was created)."""
     return await _control(request, session, user, exercise_id, "start")
 
 
-@router.post("/{exercise_id}/pause", response_model=ExerciseOut)
+@router.post("/{exercise_id}/pause", response_model=ExerciseOut, responses=refusals(409))
 async def pause(request: Request, session: SessionDep, user: Planner, exercise_id: str) -> ExerciseOut:
     """Freeze scenario time: nothing fires, synthetic citizens wait (their connections stay)."""
     return await _control(request, session, user, exercise_id, "pause")
 
 
-@router.post("/{exercise_id}/resume", response_model=ExerciseOut)
+@router.post("/{exercise_id}/resume", response_model=ExerciseOut, responses=refusals(409))
 async def resume(request: Request, session: SessionDep, user: Planner, exercise_id: str) -> ExerciseOut:
     """Run the clock again from where it was paused."""
     return await _control(request, session, user, exercise_id, "resume")
 
 
-@router.post("/{exercise_id}/stop", response_model=ExerciseOut)
+@router.post("/{exercise_id}/stop", response_model=ExerciseOut, responses=refusals(409))
 async def stop(request: Request, session: SessionDep, user: Planner, exercise_id: str) -> ExerciseOut:
     """End everything the exercise does, at once: its alerts end, its devices are disconnected on every worker and
     may not come back, nothing more fires."""
     return await _control(request, session, user, exercise_id, "stop")
 
 
-@router.put("/{exercise_id}/speed", response_model=ExerciseOut)
+@router.put("/{exercise_id}/speed", response_model=ExerciseOut, responses=refusals(409))
 async def set_speed(
     request: Request, session: SessionDep, user: Planner, exercise_id: str, body: SpeedIn
 ) -> ExerciseOut:
@@ -156,7 +158,7 @@ async def set_speed(
 
 @router.get("/{exercise_id}/timeline", response_model=TimelineOut)
 async def get_timeline(
-    session: SessionDep, user: Staff, exercise_id: str, after: Annotated[int, Query(ge=0, le=2**62)] = 0
+    session: SessionDep, user: Staff, exercise_id: str, after: Annotated[Cursor, Query()] = 0
 ) -> TimelineOut:
     """Timeline entries after the cursor `after`; follow it by passing `next` back. Players see the injects that go
     to players; planners and evaluators see all."""
@@ -168,7 +170,7 @@ async def get_timeline(
     return TimelineOut(entries=page.entries, next=page.next)
 
 
-@router.post("/{exercise_id}/actions", response_model=ExerciseOut, status_code=201)
+@router.post("/{exercise_id}/actions", response_model=ExerciseOut, status_code=201, responses=refusals(409))
 async def log_action(session: SessionDep, user: Planner, exercise_id: str, body: ActionIn) -> ExerciseOut:
     """A controller logs a player action that happened outside Tocsin (a press statement, a call); `fulfils` names
     the expected actions it did."""
