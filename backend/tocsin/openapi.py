@@ -40,7 +40,7 @@ def _api_routes(app: FastAPI) -> list[tuple[str, set[str], APIRoute]]:
     contexts = getattr(routing, "iter_route_contexts", None)  # FastAPI >= 0.16x keeps included routers apart
     if contexts is None:
         routes = [route for route in app.routes if isinstance(route, APIRoute)]
-        return [(route.path_format, set(route.methods), route) for route in routes if route.include_in_schema]
+        return [(route.path_format, set(route.methods or ()), route) for route in routes if route.include_in_schema]
     found: list[tuple[str, set[str], APIRoute]] = []
     for context in contexts(app.routes):
         route = context.original_route
