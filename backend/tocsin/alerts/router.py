@@ -4,7 +4,7 @@ import re
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from tocsin.alerts import service, templates, views
 from tocsin.alerts.cap import alert_to_xml
@@ -131,7 +131,7 @@ async def list_templates(request: Request, _: Staff) -> list[dict[str, Any]]:
 
 
 @router.get("/alert-templates/{template_id}")
-async def get_template(request: Request, _: Staff, template_id: str) -> dict[str, Any]:
+async def get_template(request: Request, _: Staff, template_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     """One template with its texts in every language."""
     return templates.get_template(request.app.state.templates_dir, template_id).model_dump()
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from tocsin.auth.deps import OptionalUser, Staff, require
 from tocsin.auth.schemas import Role
@@ -11,6 +11,7 @@ from tocsin.db import SessionDep
 from tocsin.errors import UnsupportedMediaType, refusals, text_body
 from tocsin.glossary import exchange, service
 from tocsin.glossary.schemas import (
+    ID_PATTERN,
     MAX_IMPORT_BYTES,
     MAX_QUERY,
     AlertLintOut,
@@ -35,6 +36,8 @@ from tocsin.glossary.schemas import (
 from tocsin.glossary.skos import MEDIA_TYPES
 from tocsin.models import GlossaryConcept, GlossaryProposal, GlossaryVersion, User
 from tocsin.types import DbId
+
+ConceptPath = Annotated[str, Path(min_length=1, max_length=100, pattern=ID_PATTERN, description="a concept id: flood")]
 
 router = APIRouter(prefix="/api/v1", tags=["glossary"])
 
@@ -100,19 +103,19 @@ async def list_concepts(
 
 
 @router.get("/glossary/concepts/{concept_id}", response_model=ConceptOut)
-async def get_concept(session: SessionDep, user: OptionalUser, concept_id: str) -> ConceptOut:
+async def get_concept(session: SessionDep, user: OptionalUser, concept_id: ConceptPath) -> ConceptOut:
     """One concept with all its languages, as approved (public; who changed it last is shown to staff only)."""
     return _concept_out(await service.get_row(session, concept_id=concept_id), user)
 
 
 @router.get("/glossary/concepts/{concept_id}/versions", response_model=list[VersionOut])
-async def list_versions(session: SessionDep, _: Staff, concept_id: str) -> list[VersionOut]:
+async def list_versions(session: SessionDep, _: Staff, concept_id: ConceptPath) -> list[VersionOut]:
     """Every version of a concept, oldest first: who changed it, when, and why (staff)."""
     return [_version_out(row) for row in await service.versions(session, concept_id=concept_id)]
 
 
 @router.get("/glossary/concepts/{concept_id}/versions/{version}", response_model=VersionOut)
-async def get_version(session: SessionDep, _: Staff, concept_id: str, version: DbId) -> VersionOut:
+async def get_version(session: SessionDep, _: Staff, concept_id: ConceptPath, version: DbId) -> VersionOut:
     """One version of a concept (staff)."""
     return _version_out(await service.get_version(session, concept_id=concept_id, version=version))
 
