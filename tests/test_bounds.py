@@ -24,7 +24,7 @@ from tocsin.models import Alert, Report
 
 TOO_BIG = [2**31, 2**63]
 EXTREME_TIMES = ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"]
-STRING_PARAMETERS = {"concept_id": "flood", "exercise_id": "no-such-exercise", "objective": "warn"}
+STRING_PARAMETERS = {"concept_id": "flood", "exercise_id": "no-such-exercise", "objective": "O1"}
 
 
 def integer_path_operations(document: dict[str, Any]) -> list[tuple[str, str, str]]:
