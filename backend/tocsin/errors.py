@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -69,6 +70,36 @@ class UnsupportedMediaType(AppError):
     code = "unsupported_media_type"
 
 
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="stable, machine-readable: alert_not_found, invalid, missing_role, ...")
+    message: str
+    field: str | None = Field(default=None, description="the refused input, e.g. info[0].area[1].polygon")
+    details: list[ErrorDetail] | None = Field(default=None, description="every validation error (at most 20)")
+
+
+class ErrorOut(BaseModel):
+    """Every refusal: `{"error": {"code", "message", "field"}}`."""
+
+    error: ErrorBody
+
+
+def refusals(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route's decorator: the refusals it answers besides those every route of its kind does
+    (see tocsin.openapi, which adds 400/401/403/404/413/422 from the route's dependencies and parameters)."""
+    return {code: {"model": ErrorOut} for code in status_codes}
+
+
+def text_body(media_types: tuple[str, ...] | list[str], description: str) -> dict[str, Any]:
+    """`openapi_extra=` for a route that reads its body itself (CAP XML, SKOS, CSV): the body it takes."""
+    schema = {"type": "string", "description": description}
+    return {"requestBody": {"required": True, "content": {media: {"schema": schema} for media in media_types}}}
+
+
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
@@ -113,8 +144,9 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(exc.status_code, "http_error")
+    field = "body" if exc.status_code == 400 else None  # FastAPI's only 400: a body it cannot parse
     return JSONResponse(
-        error_body(code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        error_body(code, str(exc.detail), field), status_code=exc.status_code, headers=getattr(exc, "headers", None)
     )
 
 

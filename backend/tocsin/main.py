@@ -25,6 +25,7 @@ from tocsin.exercises import router as exercises_router
 from tocsin.exercises.runner import ExerciseRunner
 from tocsin.glossary import router as glossary_router
 from tocsin.glossary import service as glossary
+from tocsin.openapi import install_openapi
 from tocsin.realtime import citizen, operator
 from tocsin.realtime.listener import CitizenListener
 from tocsin.realtime.runtime import Realtime
@@ -173,6 +174,7 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
     app.include_router(health.router)
     health.install_unavailable_handlers(app)
 
+    install_openapi(app)
     app.add_middleware(BodySizeLimit, default_limit=settings.max_body_bytes, cap_limit=settings.max_cap_bytes)
     app.add_middleware(metrics.RouteMetrics)
     return app

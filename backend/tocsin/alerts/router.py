@@ -4,7 +4,7 @@ import re
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from tocsin.alerts import service, templates, views
 from tocsin.alerts.cap import alert_to_xml
@@ -22,7 +22,7 @@ from tocsin.alerts.schemas import (
 from tocsin.alerts.service import AlertEventOut, AlertQuery
 from tocsin.auth.deps import Approver, Operator, OptionalUser, Staff
 from tocsin.db import SessionDep
-from tocsin.errors import InvalidInput, NotFound, UnsupportedMediaType
+from tocsin.errors import InvalidInput, NotFound, UnsupportedMediaType, refusals, text_body
 from tocsin.models import Alert, User
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -88,7 +88,7 @@ async def list_alerts(
     return await views.feature_collection(session, found, _base(request))
 
 
-@router.post("/alerts", response_model=AlertOut, status_code=201)
+@router.post("/alerts", response_model=AlertOut, status_code=201, responses=refusals(409))
 async def create_alert(request: Request, session: SessionDep, user: Operator, body: AlertDraftIn) -> AlertOut:
     """Draft an alert: CAP 1.2 content, one `info` per language, areas as GeoJSON polygons and/or circles."""
     alert = await service.create_draft(session, body=body, author=user, settings=request.app.state.settings)
@@ -96,7 +96,13 @@ async def create_alert(request: Request, session: SessionDep, user: Operator, bo
     return await views.alert_out(session, alert, _base(request))
 
 
-@router.post("/alerts/cap", response_model=AlertOut, status_code=201)
+@router.post(
+    "/alerts/cap",
+    response_model=AlertOut,
+    status_code=201,
+    responses=refusals(409, 415),
+    openapi_extra=text_body(CAP_BODY_TYPES, "a CAP 1.2 <alert> document"),
+)
 async def import_cap(request: Request, session: SessionDep, user: Operator) -> AlertOut:
     """Import a CAP 1.2 XML message (`Content-Type: application/cap+xml`) as a draft."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -125,12 +131,12 @@ async def list_templates(request: Request, _: Staff) -> list[dict[str, Any]]:
 
 
 @router.get("/alert-templates/{template_id}")
-async def get_template(request: Request, _: Staff, template_id: str) -> dict[str, Any]:
+async def get_template(request: Request, _: Staff, template_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     """One template with its texts in every language."""
     return templates.get_template(request.app.state.templates_dir, template_id).model_dump()
 
 
-@router.post("/alerts/from-template", response_model=AlertOut, status_code=201)
+@router.post("/alerts/from-template", response_model=AlertOut, status_code=201, responses=refusals(404, 409))
 async def create_from_template(request: Request, session: SessionDep, user: Operator, body: FromTemplateIn) -> AlertOut:
     """Start a draft from a hazard template, its texts filled in with `variables`, over `area`."""
     settings = request.app.state.settings
@@ -152,7 +158,7 @@ async def get_alert(request: Request, session: SessionDep, user: OptionalUser, a
     return await views.alert_out(session, alert, _base(request), public=user is None)
 
 
-@router.put("/alerts/{alert_id}", response_model=AlertOut)
+@router.put("/alerts/{alert_id}", response_model=AlertOut, responses=refusals(409))
 async def edit_alert(
     request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID, body: AlertEditIn
 ) -> AlertOut:
@@ -164,7 +170,7 @@ async def edit_alert(
     return await views.alert_out(session, alert, _base(request))
 
 
-@router.post("/alerts/{alert_id}/approve", response_model=AlertOut)
+@router.post("/alerts/{alert_id}/approve", response_model=AlertOut, responses=refusals(409))
 async def approve_alert(request: Request, session: SessionDep, user: Approver, alert_id: uuid.UUID) -> AlertOut:
     """Approve a draft. An Actual alert cannot be approved by its own author (two-person rule)."""
     alert = await service.approve(session, alert_id=alert_id, approver=user)
@@ -172,7 +178,7 @@ async def approve_alert(request: Request, session: SessionDep, user: Approver, a
     return await views.alert_out(session, alert, _base(request))
 
 
-@router.post("/alerts/{alert_id}/issue", response_model=AlertOut)
+@router.post("/alerts/{alert_id}/issue", response_model=AlertOut, responses=refusals(409))
 async def issue_alert(
     request: Request, session: SessionDep, user: Approver, alert_id: uuid.UUID, body: IssueIn | None = None
 ) -> AlertOut:
@@ -183,7 +189,7 @@ async def issue_alert(
     return await views.alert_out(session, alert, _base(request))
 
 
-@router.post("/alerts/{alert_id}/update", response_model=AlertOut, status_code=201)
+@router.post("/alerts/{alert_id}/update", response_model=AlertOut, status_code=201, responses=refusals(409))
 async def start_update(
     request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID, body: FollowUpIn | None = None
 ) -> AlertOut:
@@ -191,7 +197,7 @@ async def start_update(
     return await _follow_up(request, session, user, alert_id, "update", body)
 
 
-@router.post("/alerts/{alert_id}/cancel", response_model=AlertOut, status_code=201)
+@router.post("/alerts/{alert_id}/cancel", response_model=AlertOut, status_code=201, responses=refusals(409))
 async def start_cancel(
     request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID, body: FollowUpIn | None = None
 ) -> AlertOut:
@@ -215,7 +221,7 @@ async def _follow_up(
     return await views.alert_out(session, alert, _base(request))
 
 
-@router.post("/alerts/{alert_id}/discard", response_model=AlertOut)
+@router.post("/alerts/{alert_id}/discard", response_model=AlertOut, responses=refusals(409))
 async def discard_alert(request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID) -> AlertOut:
     """Discard a draft, an approved draft or a scheduled alert that has not gone out."""
     alert = await service.discard(session, alert_id=alert_id, actor=user)

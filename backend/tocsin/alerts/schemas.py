@@ -12,9 +12,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tocsin import geo
+from tocsin.types import Instant
 
 MAX_INFOS = 32
 MAX_AREAS_PER_INFO = 64
@@ -158,9 +159,9 @@ class Info(_Strict):
     certainty: Certainty
     audience: ShortText | None = None
     eventCode: Annotated[list[NamedValue], Field(max_length=MAX_LIST_ITEMS)] = []
-    effective: AwareDatetime | None = None
-    onset: AwareDatetime | None = None
-    expires: AwareDatetime | None = None
+    effective: Instant | None = None
+    onset: Instant | None = None
+    expires: Instant | None = None
     senderName: ShortText | None = None
     headline: ShortText | None = None
     description: LongText | None = None
@@ -203,7 +204,7 @@ class CapAlert(AlertBody):
 
     identifier: Annotated[str, Field(min_length=1, max_length=255)]
     sender: Annotated[str, Field(min_length=1, max_length=255)]
-    sent: AwareDatetime
+    sent: Instant
     msgType: MsgType = MsgType.alert
     references: LongText | None = None
     info: Annotated[list[Info], Field(max_length=MAX_INFOS)] = []  # CAP allows none (e.g. an Ack)
@@ -246,15 +247,15 @@ class FromTemplateIn(_Strict):
     variables: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=MAX_SHORT_TEXT)]] = {}
     area: Area
     status: Status = Status.actual
-    onset: AwareDatetime | None = None
-    expires: AwareDatetime | None = None
+    onset: Instant | None = None
+    expires: Instant | None = None
     web: Annotated[str, Field(max_length=2_000)] | None = None
     contact: ShortText | None = None
     exercise_id: Annotated[str, Field(max_length=64)] | None = None
 
 
 class IssueIn(_Strict):
-    at: AwareDatetime | None = Field(default=None, description="Issue at this time instead of now")
+    at: Instant | None = Field(default=None, description="Issue at this time instead of now")
 
 
 class FollowUpIn(_Strict):

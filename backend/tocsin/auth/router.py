@@ -12,8 +12,9 @@ from tocsin.auth.schemas import Token, UserCreate, UserOut, UserUpdate
 from tocsin.auth.tokens import issue_token
 from tocsin.bus import USERS_CHANNEL
 from tocsin.db import SessionDep
-from tocsin.errors import TooManyRequests, Unauthorized
+from tocsin.errors import TooManyRequests, Unauthorized, refusals
 from tocsin.models import User
+from tocsin.types import DbId
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -22,11 +23,7 @@ def user_out(user: User) -> UserOut:
     return UserOut.model_validate(user, from_attributes=True)
 
 
-@router.post(
-    "/auth/token",
-    response_model=Token,
-    responses={429: {"description": "too many failed sign-ins for this account or from this address (Retry-After)"}},
-)
+@router.post("/auth/token", response_model=Token, responses=refusals(401, 429))
 async def login(request: Request, session: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Token:
     """OAuth2 password flow: form fields `username` and `password`; answers a bearer token. After too many failed
     attempts for one account or from one address, every attempt (the right password too) is refused with 429 until
@@ -66,7 +63,7 @@ async def list_users(session: SessionDep, _: Admin) -> list[UserOut]:
     return [user_out(u) for u in await service.list_users(session)]
 
 
-@router.post("/users", response_model=UserOut, status_code=201)
+@router.post("/users", response_model=UserOut, status_code=201, responses=refusals(409))
 async def create_user(session: SessionDep, admin: Admin, data: UserCreate) -> UserOut:
     """Create an account with one or more roles (admin)."""
     user = await service.create_user(session, data=data, actor=admin)
@@ -75,7 +72,7 @@ async def create_user(session: SessionDep, admin: Admin, data: UserCreate) -> Us
 
 
 @router.patch("/users/{user_id}", response_model=UserOut)
-async def update_user(request: Request, session: SessionDep, admin: Admin, user_id: int, data: UserUpdate) -> UserOut:
+async def update_user(request: Request, session: SessionDep, admin: Admin, user_id: DbId, data: UserUpdate) -> UserOut:
     """Change an account's roles, password or whether it is active (admin). Any such change ends the account's
     access tokens and open operator feeds."""
     user = await service.update_user(session, user_id=user_id, data=data, actor=admin)

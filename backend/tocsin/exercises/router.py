@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
@@ -12,6 +12,7 @@ from tocsin.auth.schemas import Role
 from tocsin.auth.service import has_role
 from tocsin.bus import ALERTS_CHANNEL, EXERCISES_CHANNEL
 from tocsin.db import SessionDep
+from tocsin.errors import refusals
 from tocsin.exercises import clock, report, service
 from tocsin.exercises.report_html import render_report_html
 from tocsin.exercises.schemas import (
@@ -31,6 +32,12 @@ from tocsin.exercises.schemas import (
     TimelineEntry,
 )
 from tocsin.models import Exercise, User
+from tocsin.types import Cursor
+
+ExerciseId = Annotated[str, Path(min_length=1, max_length=64, description="as the exercise's `id` says")]
+ObjectiveId = Annotated[
+    str, Path(pattern=r"^O\d+$", max_length=16, description="an objective of the scenario: O1, O2...")
+]
 
 router = APIRouter(prefix="/api/v1/exercises", tags=["exercises"])
 
@@ -70,7 +77,7 @@ async def list_scenarios(request: Request, _: Staff) -> list[ScenarioSummary]:
     return [service.summary(s) for s in service.library(directory).values()]
 
 
-@router.post("", response_model=ExerciseOut, status_code=201)
+@router.post("", response_model=ExerciseOut, status_code=201, responses=refusals(404))
 async def create_exercise(request: Request, session: SessionDep, user: Planner, body: ExerciseIn) -> ExerciseOut:
     """Set up an exercise from a library scenario (`scenario_id`) or a whole scenario document (`scenario`); with
     `start: true` its clock starts at once."""
@@ -96,7 +103,7 @@ async def list_exercises(session: SessionDep, user: Staff) -> list[ExerciseOut]:
 
 
 @router.get("/{exercise_id}", response_model=ExerciseOut)
-async def get_exercise(session: SessionDep, user: Staff, exercise_id: str) -> ExerciseOut:
+async def get_exercise(session: SessionDep, user: Staff, exercise_id: ExerciseId) -> ExerciseOut:
     """One exercise and its clock (scenario time, speed, progress)."""
     return await _out(session, await service.get_exercise(session, exercise_id=exercise_id), user)
 
@@ -117,34 +124,34 @@ async def _control(request: Request, session: SessionDep, user: User, exercise_i
     return out
 
 
-@router.post("/{exercise_id}/start", response_model=ExerciseOut)
-async def start(request: Request, session: SessionDep, user: Planner, exercise_id: str) -> ExerciseOut:
+@router.post("/{exercise_id}/start", response_model=ExerciseOut, responses=refusals(409))
+async def start(request: Request, session: SessionDep, user: Planner, exercise_id: ExerciseId) -> ExerciseOut:
     """Start the scenario clock at the exercise's speed (its synthetic citizens came up when it was created)."""
     return await _control(request, session, user, exercise_id, "start")
 
 
-@router.post("/{exercise_id}/pause", response_model=ExerciseOut)
-async def pause(request: Request, session: SessionDep, user: Planner, exercise_id: str) -> ExerciseOut:
+@router.post("/{exercise_id}/pause", response_model=ExerciseOut, responses=refusals(409))
+async def pause(request: Request, session: SessionDep, user: Planner, exercise_id: ExerciseId) -> ExerciseOut:
     """Freeze scenario time: nothing fires, synthetic citizens wait (their connections stay)."""
     return await _control(request, session, user, exercise_id, "pause")
 
 
-@router.post("/{exercise_id}/resume", response_model=ExerciseOut)
-async def resume(request: Request, session: SessionDep, user: Planner, exercise_id: str) -> ExerciseOut:
+@router.post("/{exercise_id}/resume", response_model=ExerciseOut, responses=refusals(409))
+async def resume(request: Request, session: SessionDep, user: Planner, exercise_id: ExerciseId) -> ExerciseOut:
     """Run the clock again from where it was paused."""
     return await _control(request, session, user, exercise_id, "resume")
 
 
-@router.post("/{exercise_id}/stop", response_model=ExerciseOut)
-async def stop(request: Request, session: SessionDep, user: Planner, exercise_id: str) -> ExerciseOut:
+@router.post("/{exercise_id}/stop", response_model=ExerciseOut, responses=refusals(409))
+async def stop(request: Request, session: SessionDep, user: Planner, exercise_id: ExerciseId) -> ExerciseOut:
     """End everything the exercise does, at once: its alerts end, its devices are disconnected on every worker and
     may not come back, nothing more fires."""
     return await _control(request, session, user, exercise_id, "stop")
 
 
-@router.put("/{exercise_id}/speed", response_model=ExerciseOut)
+@router.put("/{exercise_id}/speed", response_model=ExerciseOut, responses=refusals(409))
 async def set_speed(
-    request: Request, session: SessionDep, user: Planner, exercise_id: str, body: SpeedIn
+    request: Request, session: SessionDep, user: Planner, exercise_id: ExerciseId, body: SpeedIn
 ) -> ExerciseOut:
     """Scenario seconds per wall-clock second, 1 to 3600; what is pending is rescheduled."""
     exercise = await service.get_exercise(session, exercise_id=exercise_id, for_update=True)
@@ -156,7 +163,7 @@ async def set_speed(
 
 @router.get("/{exercise_id}/timeline", response_model=TimelineOut)
 async def get_timeline(
-    session: SessionDep, user: Staff, exercise_id: str, after: Annotated[int, Query(ge=0, le=2**62)] = 0
+    session: SessionDep, user: Staff, exercise_id: ExerciseId, after: Annotated[Cursor, Query()] = 0
 ) -> TimelineOut:
     """Timeline entries after the cursor `after`; follow it by passing `next` back. Players see the injects that go
     to players; planners and evaluators see all."""
@@ -168,8 +175,8 @@ async def get_timeline(
     return TimelineOut(entries=page.entries, next=page.next)
 
 
-@router.post("/{exercise_id}/actions", response_model=ExerciseOut, status_code=201)
-async def log_action(session: SessionDep, user: Planner, exercise_id: str, body: ActionIn) -> ExerciseOut:
+@router.post("/{exercise_id}/actions", response_model=ExerciseOut, status_code=201, responses=refusals(409))
+async def log_action(session: SessionDep, user: Planner, exercise_id: ExerciseId, body: ActionIn) -> ExerciseOut:
     """A controller logs a player action that happened outside Tocsin (a press statement, a call); `fulfils` names
     the expected actions it did."""
     exercise = await service.get_exercise(session, exercise_id=exercise_id)
@@ -180,7 +187,7 @@ async def log_action(session: SessionDep, user: Planner, exercise_id: str, body:
 
 
 @router.post("/{exercise_id}/observations", response_model=ObservationOut, status_code=201)
-async def observe(session: SessionDep, user: Evaluator, exercise_id: str, body: ObservationIn) -> ObservationOut:
+async def observe(session: SessionDep, user: Evaluator, exercise_id: ExerciseId, body: ObservationIn) -> ObservationOut:
     """An evaluator's observation: a strength, an area for improvement, or a note, optionally tied to an objective
     and an inject."""
     exercise = await service.get_exercise(session, exercise_id=exercise_id)
@@ -191,7 +198,7 @@ async def observe(session: SessionDep, user: Evaluator, exercise_id: str, body: 
 
 @router.put("/{exercise_id}/ratings/{objective}", response_model=ObjectiveRating)
 async def rate(
-    session: SessionDep, user: Evaluator, exercise_id: str, objective: str, body: RatingIn
+    session: SessionDep, user: Evaluator, exercise_id: ExerciseId, objective: ObjectiveId, body: RatingIn
 ) -> ObjectiveRating:
     """Rate an objective P, S, M or U (HSEEP); rating again replaces the rating."""
     exercise = await service.get_exercise(session, exercise_id=exercise_id)
@@ -202,7 +209,7 @@ async def rate(
 
 @router.post("/{exercise_id}/improvements", response_model=ImprovementOut, status_code=201)
 async def plan_improvement(
-    session: SessionDep, user: Evaluator, exercise_id: str, body: ImprovementIn
+    session: SessionDep, user: Evaluator, exercise_id: ExerciseId, body: ImprovementIn
 ) -> ImprovementOut:
     """A line of the improvement plan: the issue, the corrective action, who owns it and by when."""
     exercise = await service.get_exercise(session, exercise_id=exercise_id)
@@ -219,7 +226,7 @@ async def plan_improvement(
 async def get_report(
     session: SessionDep,
     _: Evaluator,
-    exercise_id: str,
+    exercise_id: ExerciseId,
     format: Annotated[Literal["json", "html"], Query()] = "json",
 ) -> Any:
     """The after-action report: timeline, measured figures, ratings, observations, improvement plan. Any time during

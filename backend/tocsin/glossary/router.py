@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from tocsin.auth.deps import OptionalUser, Staff, require
 from tocsin.auth.schemas import Role
 from tocsin.db import SessionDep
-from tocsin.errors import UnsupportedMediaType
+from tocsin.errors import UnsupportedMediaType, refusals, text_body
 from tocsin.glossary import exchange, service
 from tocsin.glossary.schemas import (
+    ID_PATTERN,
     MAX_IMPORT_BYTES,
     MAX_QUERY,
     AlertLintOut,
@@ -34,6 +35,9 @@ from tocsin.glossary.schemas import (
 )
 from tocsin.glossary.skos import MEDIA_TYPES
 from tocsin.models import GlossaryConcept, GlossaryProposal, GlossaryVersion, User
+from tocsin.types import DbId
+
+ConceptPath = Annotated[str, Path(min_length=1, max_length=100, pattern=ID_PATTERN, description="a concept id: flood")]
 
 router = APIRouter(prefix="/api/v1", tags=["glossary"])
 
@@ -99,21 +103,19 @@ async def list_concepts(
 
 
 @router.get("/glossary/concepts/{concept_id}", response_model=ConceptOut)
-async def get_concept(session: SessionDep, user: OptionalUser, concept_id: str) -> ConceptOut:
+async def get_concept(session: SessionDep, user: OptionalUser, concept_id: ConceptPath) -> ConceptOut:
     """One concept with all its languages, as approved (public; who changed it last is shown to staff only)."""
     return _concept_out(await service.get_row(session, concept_id=concept_id), user)
 
 
 @router.get("/glossary/concepts/{concept_id}/versions", response_model=list[VersionOut])
-async def list_versions(session: SessionDep, _: Staff, concept_id: str) -> list[VersionOut]:
+async def list_versions(session: SessionDep, _: Staff, concept_id: ConceptPath) -> list[VersionOut]:
     """Every version of a concept, oldest first: who changed it, when, and why (staff)."""
     return [_version_out(row) for row in await service.versions(session, concept_id=concept_id)]
 
 
 @router.get("/glossary/concepts/{concept_id}/versions/{version}", response_model=VersionOut)
-async def get_version(
-    session: SessionDep, _: Staff, concept_id: str, version: Annotated[int, Path(ge=1)]
-) -> VersionOut:
+async def get_version(session: SessionDep, _: Staff, concept_id: ConceptPath, version: DbId) -> VersionOut:
     """One version of a concept (staff)."""
     return _version_out(await service.get_version(session, concept_id=concept_id, version=version))
 
@@ -163,7 +165,12 @@ async def export(
     )
 
 
-@router.post("/glossary/import", response_model=ImportOut)
+@router.post(
+    "/glossary/import",
+    response_model=ImportOut,
+    responses=refusals(409, 415),
+    openapi_extra=text_body(list(IMPORT_TYPES), "SKOS as Turtle or JSON-LD, or the glossary CSV table"),
+)
 async def import_file(
     request: Request,
     session: SessionDep,
@@ -185,7 +192,7 @@ async def import_file(
     return result
 
 
-@router.post("/glossary/proposals", response_model=ProposalOut, status_code=201)
+@router.post("/glossary/proposals", response_model=ProposalOut, status_code=201, responses=refusals(404, 409))
 async def propose(session: SessionDep, user: Staff, body: ProposalIn) -> ProposalOut:
     """Propose a new concept, a change or a deprecation, saying why (any staff role). A glossary editor decides."""
     proposal = await service.propose(session, body=body, proposer=user)
@@ -209,14 +216,14 @@ async def list_proposals(
 
 
 @router.get("/glossary/proposals/{proposal_id}", response_model=ProposalOut)
-async def get_proposal(session: SessionDep, _: Staff, proposal_id: int) -> ProposalOut:
+async def get_proposal(session: SessionDep, _: Staff, proposal_id: DbId) -> ProposalOut:
     """One change proposal (staff)."""
     return _proposal_out(await service.get_proposal(session, proposal_id=proposal_id))
 
 
-@router.post("/glossary/proposals/{proposal_id}/approve", response_model=ProposalOut)
+@router.post("/glossary/proposals/{proposal_id}/approve", response_model=ProposalOut, responses=refusals(409))
 async def approve(
-    session: SessionDep, editor: GlossaryEditor, proposal_id: int, body: DecisionIn | None = None
+    session: SessionDep, editor: GlossaryEditor, proposal_id: DbId, body: DecisionIn | None = None
 ) -> ProposalOut:
     """Approve and apply a proposal as the concept's next version (glossary editor, not the proposer)."""
     proposal = await service.approve(session, proposal_id=proposal_id, editor=editor, note=body.note if body else None)
@@ -224,8 +231,8 @@ async def approve(
     return _proposal_out(proposal)
 
 
-@router.post("/glossary/proposals/{proposal_id}/reject", response_model=ProposalOut)
-async def reject(session: SessionDep, editor: GlossaryEditor, proposal_id: int, body: RejectIn) -> ProposalOut:
+@router.post("/glossary/proposals/{proposal_id}/reject", response_model=ProposalOut, responses=refusals(409))
+async def reject(session: SessionDep, editor: GlossaryEditor, proposal_id: DbId, body: RejectIn) -> ProposalOut:
     """Reject a proposal with a note saying why (glossary editor; rejecting one's own withdraws it)."""
     proposal = await service.reject(session, proposal_id=proposal_id, editor=editor, note=body.note)
     await session.commit()

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,6 +25,7 @@ from pydantic import (
 
 from tocsin import geo
 from tocsin.alerts.schemas import Category, Severity, no_nul
+from tocsin.types import Cursor, Instant
 
 MAX_MESSAGE_BYTES = 16_384
 MAX_PLACES = 10
@@ -110,7 +110,7 @@ class Hello(_In):
     type: Literal["hello"]
     id: MessageId | None = None
     device_id: DeviceId
-    last_seq: int | None = Field(default=None, ge=0)
+    last_seq: Cursor | None = None
     location: Location | None = None
     places: Annotated[list[Place], Field(max_length=MAX_PLACES)] | None = None
     languages: Languages | None = None
@@ -169,7 +169,7 @@ class ReportIn(_In):
     category: ReportCategory
     text: Annotated[str, Field(max_length=MAX_REPORT_TEXT), AfterValidator(no_nul)] = ""
     location: Location
-    observed_at: AwareDatetime
+    observed_at: Instant
     severity: Severity | None = None
 
 

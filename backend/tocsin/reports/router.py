@@ -6,13 +6,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
 from tocsin import geo
 from tocsin.alerts import service as alerts
 from tocsin.auth.deps import Operator, Staff
 from tocsin.db import SessionDep
-from tocsin.errors import AppError, InvalidInput
+from tocsin.errors import AppError, InvalidInput, refusals
 from tocsin.realtime.protocol import DeviceId
 from tocsin.realtime.runtime import Realtime
 from tocsin.reports import service
@@ -30,6 +29,7 @@ from tocsin.reports.schemas import (
 )
 from tocsin.reports.service import ReportFilter
 from tocsin.reports.writer import REPORTS_CHANNEL, ReportRefused
+from tocsin.types import DbId, Instant
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 
@@ -48,7 +48,10 @@ def _realtime(request: Request) -> Realtime:
     "/reports",
     response_model=ReportAck,
     status_code=201,
-    responses={200: {"description": "a resend of a report already stored: the same acknowledgement"}},
+    responses={
+        **refusals(409, 429, 503),
+        200: {"description": "a resend of a report already stored: the same acknowledgement"},
+    },
 )
 async def post_report(request: Request, body: ReportPost) -> Any:
     """A citizen report for clients that cannot hold a socket. Acknowledged only once committed; resending the same
@@ -84,22 +87,23 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
 
 
 @router.get(
-    "/reports", responses={200: {"content": {"application/json": {}, "application/geo+json": {}, "text/csv": {}}}}
+    "/reports",
+    responses={**refusals(404), 200: {"content": {"application/json": {}, "application/geo+json": {}, "text/csv": {}}}},
 )
 async def list_reports(
     session: SessionDep,
     _: Operator,
     bbox: Annotated[str | None, Query(max_length=100, description="min_lon,min_lat,max_lon,max_lat")] = None,
     alert_id: Annotated[uuid.UUID | None, Query(description="only reports inside this alert's area")] = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     category: Annotated[str | None, Query(max_length=32)] = None,
     status: ReportStatus | None = None,
     q: Annotated[str | None, Query(max_length=200, description="text contains")] = None,
     exercise_id: Annotated[str | None, Query(max_length=64)] = None,
     format: Literal["json", "geojson", "csv"] = "json",
     limit: Annotated[int, Query(ge=1, le=5_000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Any:
     """Reports for triage, newest first, as JSON, GeoJSON or CSV; filter by box or alert area, time, category,
     status and text."""
@@ -135,7 +139,7 @@ async def list_reports(
 
 @router.post("/reports/{report_id}/status", response_model=ReportOut)
 async def change_status(
-    request: Request, session: SessionDep, user: Operator, report_id: int, body: StatusChange
+    request: Request, session: SessionDep, user: Operator, report_id: DbId, body: StatusChange
 ) -> ReportOut:
     """Set a report's status: verified, dismissed (with a reason), duplicate (of another report), resolved."""
     row, seq = await service.set_status(session, report_id=report_id, change=body, actor=user)
@@ -160,7 +164,7 @@ async def proposed_groups(
     )
 
 
-@router.post("/incidents", response_model=IncidentOut, status_code=201)
+@router.post("/incidents", response_model=IncidentOut, status_code=201, responses=refusals(404))
 async def create_incident(session: SessionDep, user: Operator, body: IncidentIn) -> IncidentOut:
     """Group reports into one incident."""
     incident = await service.create_incident(session, title=body.title, report_ids=body.report_ids, actor=user)

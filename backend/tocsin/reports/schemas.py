@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from tocsin.realtime.protocol import DeviceId, ReportIn
+from tocsin.types import DbId
 
 
 class ReportStatus(StrEnum):
@@ -82,14 +83,14 @@ class StatusChange(BaseModel):
 
     status: ReportStatus
     reason: Annotated[str, Field(max_length=1_000)] | None = None
-    duplicate_of: int | None = None
+    duplicate_of: DbId | None = None
 
 
 class IncidentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: Annotated[str, Field(min_length=1, max_length=200)]
-    report_ids: Annotated[list[int], Field(min_length=1, max_length=500)]
+    report_ids: Annotated[list[DbId], Field(min_length=1, max_length=500)]
 
 
 class IncidentOut(BaseModel):
