@@ -25,7 +25,7 @@ from tests.tcpproxy import TcpProxy
 from tocsin.bus import InProcessBus
 from tocsin.db import open_database
 from tocsin.main import create_app
-from tocsin.realtime.counters import create_counters
+from tocsin.realtime.counters import DeliveryRecorder
 from tocsin.realtime.hub import Client, Device, Hub
 from tocsin.scheduler.leader import leader_for
 
@@ -196,12 +196,12 @@ class TestMetrics:
 
     def test_a_full_queue_counts_a_drop(self) -> None:
         closed: list[int] = []
-        hub = Hub(create_counters(None))
+        hub = Hub(DeliveryRecorder(open_database("sqlite+aiosqlite:///:memory:")))
         client = Client(Device("drop-test"), closed.append, queue_size=1)
         hub.add(client)
         drops = REGISTRY.get_sample_value("tocsin_queue_drops_total") or 0.0
-        assert client.offer(None, "first")
-        assert not client.offer(None, "second")
+        assert client.offer((), "first")
+        assert not client.offer((), "second")
         assert closed == [1013]
         assert REGISTRY.get_sample_value("tocsin_queue_drops_total") == drops + 1
 

@@ -88,7 +88,8 @@ class ThreadedServer:
 @pytest.fixture
 def served(database_url: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, dict[str, str]]]]:
     asyncio.run(_create_accounts(database_url))
-    app = create_app(make_settings(database_url, tmp_path), migrate_on_start=False)
+    # The scheduler runs in-process so that /readyz is ready: its 503 is an answer, not a server error.
+    app = create_app(make_settings(database_url, tmp_path, run_scheduler=True), migrate_on_start=False)
     try:
         with ThreadedServer(app) as base_url:
             tokens = {}

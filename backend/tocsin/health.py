@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, text
 
@@ -19,7 +20,7 @@ from tocsin import backend, metrics
 from tocsin.bus import RedisBus
 from tocsin.config import Settings
 from tocsin.db import Database
-from tocsin.errors import error_body
+from tocsin.errors import error_body, refusals
 from tocsin.models import SchedulerHeartbeat
 from tocsin.resilience import ThrottledLog, describe
 from tocsin.scheduler.leader import HEARTBEAT_NAME, SchedulerLeader
@@ -31,6 +32,16 @@ RETRY_AFTER_SECONDS = 5
 CHECK_TIMEOUT_SECONDS = 2.0
 
 router = APIRouter(tags=["health"])
+
+
+class ReadinessCheck(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    status: str  # "ready" or "not_ready"
+    checks: dict[str, ReadinessCheck]
 
 
 @router.get("/healthz")
@@ -45,7 +56,13 @@ async def healthz(request: Request) -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    responses={503: {"description": "a dependency is not ready; the body names it, Retry-After says when to ask"}},
+    response_model=Readiness,
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "a dependency is not ready; the body names it, Retry-After says when to ask",
+        }
+    },
 )
 async def readyz(request: Request) -> JSONResponse:
     """Ready to serve: the database answers, Redis answers (when configured), and a scheduler is running (its
@@ -63,7 +80,7 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}, **refusals(403)})
 async def prometheus_metrics(request: Request) -> Response:
     """This worker's metrics in the Prometheus text format (docs/operations.md). No personal data; restrict it with
     `TOCSIN_METRICS_ALLOWED_NETWORKS`."""
