@@ -34,6 +34,9 @@ MAX_VERTICES_PER_MESSAGE = 250_000
 # crossings took minutes and 2 GB with the default method). Real feeds cross themselves a few times at most, by a slip
 # of the pen or a digitising error; an outline crossing itself more often is refused, not repaired.
 MAX_SELF_CROSSINGS = 100
+# Corners "on one line" are rarely exactly so in floating point: an outline whose area is below this fraction of its
+# squared length is a line (a river corridor 100 km by 100 m has 2.5e-4; a circle 0.08).
+DEGENERATE_AREA_RATIO = 1e-9
 # Checking an outline for crossings looks at the pairs of edges whose boxes overlap: a few per edge for any real
 # outline, all of them for a star. These bound the memory and time of that check (~16 MB a step, ~2 s in all).
 _MAX_EDGE_PAIRS = 4_000_000
@@ -271,7 +274,7 @@ def area_polygon(ring: Sequence[Sequence[float]], field: str) -> BaseGeometry:
     if crossings or not shapely.is_valid(polygon):
         # 'structure' keeps what any ring encloses and costs ~n log n; the default 'linework' explodes on crossings.
         polygon = shapely.make_valid(polygon, method="structure", keep_collapsed=False)
-    if polygon.is_empty or polygon.area == 0:
+    if polygon.is_empty or polygon.area <= DEGENERATE_AREA_RATIO * polygon.length**2:
         raise GeometryError("the polygon encloses no area: its corners lie on one line", field)
     return polygon
 
