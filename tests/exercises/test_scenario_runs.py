@@ -19,7 +19,14 @@ DEVICES = 80
 async def _run(live: LiveServer, path: Path, transport: str = "auto") -> tuple[str, dict[str, Any]]:
     headers = await planner(live)
     await load_glossary(live)
-    body = {"scenario_id": path.stem, "speed": 3600, "devices": DEVICES, "seed": 11, "transport": transport}
+    body = {
+        "scenario_id": path.stem,
+        "speed": 3600,
+        "devices": DEVICES,
+        "seed": 11,
+        "transport": transport,
+        "autoplay": True,  # the scripted player actions play the players' part
+    }
     created = await live.client.post("/api/v1/exercises", json=body, headers=headers)
     assert created.status_code == 201, created.text
     exercise_id = created.json()["id"]
