@@ -177,6 +177,8 @@ def big_outline() -> dict[str, Any]:
 
 
 class TestHeavyWorkOffTheEventLoop:
+    pytestmark = pytest.mark.timeout(4 * HEAVY_SECONDS)
+
     @pytest.mark.parametrize(
         ("kind", "heavy_part"), [("cap", "validate_against_schema"), ("outline", "targeting_geometry")]
     )

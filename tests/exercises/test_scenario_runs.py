@@ -40,6 +40,7 @@ async def _run(live: LiveServer, path: Path, transport: str = "auto") -> tuple[s
     return exercise_id, report.json()
 
 
+@pytest.mark.timeout(300)  # a population to bring up, then a whole scenario
 @pytest.mark.parametrize("live", [RUN], indirect=True)
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 async def test_scenario_runs_end_to_end(live: LiveServer, path: Path) -> None:
@@ -93,6 +94,7 @@ async def test_scenario_runs_end_to_end(live: LiveServer, path: Path) -> None:
     assert scenario.title.split(" (")[0] in page.text
 
 
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("live", [RUN], indirect=True)
 async def test_digital_breakdown_over_real_websockets(live: LiveServer) -> None:
     """The synthetic citizens on real WebSocket connections; the outage cuts some off, they queue and resend."""
