@@ -216,23 +216,28 @@ def count_vertices(rings: Sequence[Sequence[Sequence[float]]], circle_count: int
     return sum(len(ring) for ring in rings) + CIRCLE_SEGMENTS * circle_count
 
 
-def count_self_crossings(ring: np.ndarray, limit: int) -> int:
-    """How many pairs of non-adjacent edges of a closed ring (without repeated consecutive points) meet, counted up
-    to just past `limit`. The work is bounded whatever the shape: it stops past `limit`, and refuses a ring whose
-    edges' boxes overlap in more than _MAX_EDGE_PAIRS pairs (GEOS's own validity check would take as long)."""
-    edge_count = len(ring) - 1
-    edges = shapely.linestrings(np.stack([ring[:-1], ring[1:]], axis=1))
+def count_self_crossings(rings: Sequence[np.ndarray], limit: int) -> int:
+    """How many pairs of non-adjacent edges of the same closed ring (rings without repeated consecutive points) meet,
+    counted up to just past `limit`. The work is bounded whatever the shapes: it stops past `limit`, and refuses rings
+    whose edges' boxes overlap in more than _MAX_EDGE_PAIRS pairs, within a ring or across rings (GEOS's own validity
+    check would take as long)."""
+    starts = np.concatenate([r[:-1] for r in rings])
+    ends = np.concatenate([r[1:] for r in rings])
+    ring_of = np.concatenate([np.full(len(r) - 1, k) for k, r in enumerate(rings)])
+    position = np.concatenate([np.arange(len(r) - 1) for r in rings])
+    size = np.concatenate([np.full(len(r) - 1, len(r) - 1) for r in rings])
+    edges = shapely.linestrings(np.stack([starts, ends], axis=1))
     tree = shapely.STRtree(edges)
-    step = max(1, _EDGE_PAIRS_PER_STEP // edge_count)  # one query yields at most step * edge_count pairs
+    step = max(1, _EDGE_PAIRS_PER_STEP // len(edges))  # one query yields at most step * len(edges) pairs
     candidates = meetings = 0  # each meeting is seen from both of its edges
-    for start in range(0, edge_count, step):
+    for start in range(0, len(edges), step):
         mine, other = tree.query(edges[start : start + step])  # boxes overlap: cheap
         candidates += len(mine)
         if candidates > _MAX_EDGE_PAIRS:
             raise _TooIntricate
         mine += start
-        gap = np.abs(mine - other)
-        apart = (gap > 1) & (gap < edge_count - 1)  # not itself, not a neighbour
+        gap = np.abs(position[mine] - position[other])
+        apart = (ring_of[mine] == ring_of[other]) & (gap > 1) & (gap < size[mine] - 1)  # not itself, no neighbour
         mine, other = mine[apart], other[apart]
         for at in range(0, len(mine), _EXACT_TESTS_PER_STEP):
             pairs = slice(at, at + _EXACT_TESTS_PER_STEP)
@@ -253,6 +258,26 @@ def _without_repeated_points(ring: Sequence[Sequence[float]]) -> np.ndarray:
     return coordinates[keep]
 
 
+def _crossings(rings: Sequence[np.ndarray], limit: int, field: str) -> int:
+    try:
+        return count_self_crossings(rings, limit)
+    except _TooIntricate:
+        raise GeometryError("the polygon is too intricate: too many of its edges overlap one another", field) from None
+
+
+def check_simple_area(geometry: dict[str, Any]) -> BaseGeometry:
+    """A validated GeoJSON area whose outlines must not cross themselves or one another, nor enclose nothing (content
+    such as scenario areas is refused, not repaired), checked at bounded cost: GEOS only sees it once the bounded
+    count found no crossing."""
+    rings = [_without_repeated_points(ring) for ring in geojson_polygon_rings(geometry)]
+    if any(len(ring) < 4 for ring in rings) or _crossings(rings, 0, "geometry.coordinates"):
+        raise GeometryError("the polygon is not valid: it crosses itself or encloses no area", "geometry.coordinates")
+    shape = from_geojson(geometry)
+    if not shape.is_valid or shape.area <= DEGENERATE_AREA_RATIO * shape.length**2:
+        raise GeometryError("the polygon is not valid (self-intersecting?)", "geometry.coordinates")
+    return shape
+
+
 def area_polygon(ring: Sequence[Sequence[float]], field: str) -> BaseGeometry:
     """The polygon a ring bounds, repaired when it crosses itself a little (real CAP feeds sometimes do); refused
     when it crosses itself too often to repair cheaply, or encloses no area."""
@@ -260,10 +285,7 @@ def area_polygon(ring: Sequence[Sequence[float]], field: str) -> BaseGeometry:
     if len(coordinates) < 4:
         raise GeometryError("the polygon encloses no area: it has fewer than three distinct corners", field)
     # Count crossings before GEOS sees the ring: its validity check alone takes 11 s on a 100,000-vertex star.
-    try:
-        crossings = count_self_crossings(coordinates, MAX_SELF_CROSSINGS)
-    except _TooIntricate:
-        raise GeometryError("the polygon is too intricate: too many of its edges overlap one another", field) from None
+    crossings = _crossings([coordinates], MAX_SELF_CROSSINGS, field)
     if crossings > MAX_SELF_CROSSINGS:
         raise GeometryError(
             f"the polygon crosses itself at more than {MAX_SELF_CROSSINGS} points; send an outline that does not"

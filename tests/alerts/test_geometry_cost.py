@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from tests.alerts.factories import alert_body, info
 from tests.conftest import Harness, LiveServer
+from tests.exercises.helpers import short_scenario
 from tests.waiting import wait_until
 from tocsin import geo
 from tocsin.auth.schemas import Role
@@ -203,3 +204,19 @@ class TestHeavyWorkOffTheEventLoop:
         assert not heavy.done()
         response = await heavy
         assert response.status_code == 201, response.text
+
+
+class TestScenarioAreas:
+    @pytest.mark.parametrize("ring", [STARS[301], FLAT], ids=["star", "flat"])
+    async def test_an_area_that_crosses_itself_or_is_flat_is_refused(
+        self, harness: Harness, ring: list[list[float]]
+    ) -> None:
+        scenario = short_scenario()
+        scenario["areas"][0]["geometry"] = polygon(ring)
+        response = await harness.client.post(
+            "/api/v1/exercises", json={"scenario": scenario}, headers=await harness.user("pia", Role.planner)
+        )
+        assert response.status_code == 422, response.text
+        field = response.json()["error"]["field"]
+        assert field.startswith("scenario.areas")
+        assert field.endswith("geometry")
