@@ -265,6 +265,15 @@ def _crossings(rings: Sequence[np.ndarray], limit: int, field: str) -> int:
         raise GeometryError("the polygon is too intricate: too many of its edges overlap one another", field) from None
 
 
+def check_overlay_cost(rings: Sequence[Sequence[Sequence[float]]], field: str) -> None:
+    """Refuse outlines that overlap one another so much that their union (an area's targeting geometry, an alert's
+    outline) would cost too much: the same bounded count, over all of them at once. A ring repeated verbatim (the same
+    area in each language) counts once."""
+    distinct = {ring.tobytes(): ring for ring in map(_without_repeated_points, rings) if len(ring) >= 4}
+    if distinct:
+        _crossings(list(distinct.values()), MAX_SELF_CROSSINGS * len(distinct), field)
+
+
 def check_simple_area(geometry: dict[str, Any]) -> BaseGeometry:
     """A validated GeoJSON area whose outlines must not cross themselves or one another, nor enclose nothing (content
     such as scenario areas is refused, not repaired), checked at bounded cost: GEOS only sees it once the bounded

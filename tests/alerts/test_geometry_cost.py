@@ -135,6 +135,35 @@ class TestZeroArea:
         assert area.area > 0
 
 
+def comb(teeth: int, *, upright: bool) -> list[list[float]]:
+    """A simple outline: `teeth` long thin teeth on a bar. An upright comb and a lying one cross each other at
+    every pair of teeth, though neither crosses itself."""
+    points: list[tuple[float, float]] = []
+    for k in range(teeth):
+        x = k / teeth
+        points += [(x, 0.0), (x, 1.0), (x + 0.5 / teeth, 1.0), (x + 0.5 / teeth, 0.0)]
+    points += [(1.0, -0.1), (0.0, -0.1)]
+    ring = [
+        [round(11.8 + 0.1 * (a if upright else b), 7), round(44.2 + 0.1 * (b if upright else a), 7)] for a, b in points
+    ]
+    return [*ring, ring[0]]
+
+
+class TestOverlayBudget:
+    async def test_outlines_crossing_each_other_everywhere_are_refused(self, harness: Harness) -> None:
+        one, other = comb(1_500, upright=True), comb(1_500, upright=False)
+        response = await draft(harness, {"type": "MultiPolygon", "coordinates": [[one], [other]]})
+        refused(response, "info", "too intricate")
+        assert await stored(harness) == (0, [])
+
+    async def test_the_same_area_in_each_language_is_fine(self, harness: Harness) -> None:
+        body = alert_body("en", "fr", "de")
+        for each in body["info"]:
+            each["area"] = [{"areaDesc": "Comb", "geometry": polygon(comb(1_500, upright=True))}]
+        response = await harness.client.post("/api/v1/alerts", json=body, headers=await harness.user("olga"))
+        assert response.status_code == 201, response.text
+
+
 class TestVertexBudget:
     async def test_message_over_the_budget_is_refused_before_any_work(self, harness: Harness) -> None:
         circles = [{"center": [11.88, 44.29], "radiusKm": 1 + k / 100} for k in range(100)]

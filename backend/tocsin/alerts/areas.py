@@ -41,6 +41,10 @@ def _area_shapes(message: CapAlert, cap_names: bool) -> list[AreaShape]:
             field="info",
             code="invalid_cap" if cap_names else None,
         )
+    try:
+        geo.check_overlay_cost([ring for info in message.info for a in info.area for ring in a.polygon_rings()], "info")
+    except geo.GeometryError as exc:
+        raise InvalidInput(f"info: {exc}", field="info", code="invalid_cap" if cap_names else None) from None
     shapes = []
     for i, info in enumerate(message.info):
         for j, area in enumerate(info.area):
