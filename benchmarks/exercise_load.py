@@ -483,7 +483,13 @@ class Bench:
 async def population_phase(bench: Bench, target: int) -> tuple[str, int]:
     """Create the exercise and wait for its synthetic citizens; two real alerts go out while they come up."""
     args = bench.args
-    body = {"scenario_id": SCENARIO_ID, "devices": args.devices, "transport": args.transport, "speed": args.speed}
+    body = {
+        "scenario_id": SCENARIO_ID,
+        "devices": args.devices,
+        "transport": args.transport,
+        "speed": args.speed,
+        "autoplay": True,  # the scripted alerts are part of the load
+    }
     phase = Phase("population", time.monotonic())
     exercise_id = str((await bench.exercise("", "POST", body | {"seed": args.seed}))["id"])
     probes = asyncio.create_task(bench.issue_series(phase, [phase.start + 0.5, phase.start + 3.0]))

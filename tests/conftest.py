@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from tests.alerts.samples import corpus_dir
+from tests.waiting import wait_until
 from tocsin import (
     migrate,
     models,  # noqa: F401  (every table on Base.metadata)
@@ -188,9 +189,8 @@ async def live(database_url: str, tmp_path: Path, request: pytest.FixtureRequest
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "the server did not start"
-        await asyncio.sleep(0.02)
+    await wait_until(lambda: server.started or task.done(), what="the server to start", seconds=30)
+    assert not task.done(), "the server did not start"
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=base) as client:
         try:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
+import numpy as np
 import shapely
 from shapely.geometry import Point, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
@@ -25,6 +27,21 @@ MAX_POLYGONS_PER_AREA = 100
 MAX_CIRCLES_PER_AREA = 100
 MAX_CIRCLE_RADIUS_KM = 2_000.0
 CIRCLE_SEGMENTS = 64  # a 64-gon lies within 0.12 % of the true circle's radius
+# The cost of targeting grows with the vertices of a whole message (every area of every info), a circle counting as
+# its CIRCLE_SEGMENTS; a 2 MiB CAP file of plain polygons holds ~170,000.
+MAX_VERTICES_PER_MESSAGE = 250_000
+# Repairing a self-crossing outline costs more than quadratic time in its crossings (a 301-vertex star with ~44,000
+# crossings took minutes and 2 GB with the default method). Real feeds cross themselves a few times at most, by a slip
+# of the pen or a digitising error; an outline crossing itself more often is refused, not repaired.
+MAX_SELF_CROSSINGS = 100
+# Corners "on one line" are rarely exactly so in floating point: an outline whose area is below this fraction of its
+# squared length is a line (a river corridor 100 km by 100 m has 2.5e-4; a circle 0.08).
+DEGENERATE_AREA_RATIO = 1e-9
+# Checking an outline for crossings looks at the pairs of edges whose boxes overlap: a few per edge for any real
+# outline, all of them for a star. These bound the memory and time of that check (~16 MB a step, ~2 s in all).
+_MAX_EDGE_PAIRS = 4_000_000
+_EDGE_PAIRS_PER_STEP = 1_000_000
+_EXACT_TESTS_PER_STEP = 5_000
 EARTH_KM_PER_DEGREE_LAT = 111.32
 
 
@@ -53,17 +70,22 @@ def _check_lon_lat(lon: float, lat: float, field: str) -> None:
 
 
 def _check_ring(ring: Sequence[Sequence[float]], field: str) -> None:
+    # Vectorised: a ring of 100,000 positions is checked in milliseconds, on the event loop, during validation.
     if len(ring) < 4:
         raise GeometryError("a polygon ring needs at least 4 positions (first repeated last)", field)
     if len(ring) > MAX_VERTICES_PER_POLYGON:
         raise GeometryError(f"a polygon has at most {MAX_VERTICES_PER_POLYGON} vertices", field)
-    for position in ring:
-        if not isinstance(position, list | tuple) or len(position) != 2:
-            raise GeometryError("a position is [longitude, latitude] (CAP polygons carry no altitude)", field)
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in position[:2]):
-            raise GeometryError("coordinates must be numbers", field)
-        _check_lon_lat(float(position[0]), float(position[1]), field)
-    if list(ring[0][:2]) != list(ring[-1][:2]):
+    if not set(map(type, ring)) <= {list, tuple} or set(map(len, ring)) != {2}:
+        raise GeometryError("a position is [longitude, latitude] (CAP polygons carry no altitude)", field)
+    if not set(map(type, chain.from_iterable(ring))) <= {int, float}:  # bool is no number
+        raise GeometryError("coordinates must be numbers", field)
+    positions = np.array(ring, dtype=float)
+    wrong = ~np.isfinite(positions).all(axis=1)
+    wrong |= (np.abs(positions[:, 0]) > 180.0) | (np.abs(positions[:, 1]) > 90.0)
+    if wrong.any():
+        lon, lat = positions[int(np.argmax(wrong))]
+        _check_lon_lat(float(lon), float(lat), field)
+    if list(ring[0]) != list(ring[-1]):
         raise GeometryError("a polygon ring must be closed: its first and last positions must be equal", field)
 
 
@@ -189,13 +211,116 @@ def circle_polygon(circle: Circle, segments: int = CIRCLE_SEGMENTS) -> BaseGeome
     return Polygon(ring)
 
 
-def targeting_geometry(rings: list[list[list[float]]], circles: Sequence[Circle]) -> BaseGeometry | None:
-    """The area a device must lie in to be targeted: the union of the polygons (repaired if self-intersecting,
-    as real CAP feeds sometimes are) and the circles."""
-    parts: list[BaseGeometry] = []
-    for ring in rings:
-        polygon = Polygon([(p[0], p[1]) for p in ring])
-        parts.append(polygon if polygon.is_valid else shapely.make_valid(polygon))
+def count_vertices(rings: Sequence[Sequence[Sequence[float]]], circle_count: int) -> int:
+    """What targeting an area costs, in vertices (see MAX_VERTICES_PER_MESSAGE)."""
+    return sum(len(ring) for ring in rings) + CIRCLE_SEGMENTS * circle_count
+
+
+def count_self_crossings(rings: Sequence[np.ndarray], limit: int) -> int:
+    """How many pairs of non-adjacent edges of the same closed ring (rings without repeated consecutive points) meet,
+    counted up to just past `limit`. The work is bounded whatever the shapes: it stops past `limit`, and refuses rings
+    whose edges' boxes overlap in more than _MAX_EDGE_PAIRS pairs, within a ring or across rings (GEOS's own validity
+    check would take as long)."""
+    starts = np.concatenate([r[:-1] for r in rings])
+    ends = np.concatenate([r[1:] for r in rings])
+    ring_of = np.concatenate([np.full(len(r) - 1, k) for k, r in enumerate(rings)])
+    position = np.concatenate([np.arange(len(r) - 1) for r in rings])
+    size = np.concatenate([np.full(len(r) - 1, len(r) - 1) for r in rings])
+    edges = shapely.linestrings(np.stack([starts, ends], axis=1))
+    tree = shapely.STRtree(edges)
+    step = max(1, _EDGE_PAIRS_PER_STEP // len(edges))  # one query yields at most step * len(edges) pairs
+    candidates = meetings = 0  # each meeting is seen from both of its edges
+    for start in range(0, len(edges), step):
+        mine, other = tree.query(edges[start : start + step])  # boxes overlap: cheap
+        candidates += len(mine)
+        if candidates > _MAX_EDGE_PAIRS:
+            raise _TooIntricate
+        mine += start
+        gap = np.abs(position[mine] - position[other])
+        apart = (ring_of[mine] == ring_of[other]) & (gap > 1) & (gap < size[mine] - 1)  # not itself, no neighbour
+        mine, other = mine[apart], other[apart]
+        for at in range(0, len(mine), _EXACT_TESTS_PER_STEP):
+            pairs = slice(at, at + _EXACT_TESTS_PER_STEP)
+            meetings += int(np.count_nonzero(shapely.intersects(edges[mine[pairs]], edges[other[pairs]])))
+            if meetings > 2 * limit:
+                return meetings // 2
+    return meetings // 2
+
+
+class _TooIntricate(Exception):
+    pass
+
+
+def _without_repeated_points(ring: Sequence[Sequence[float]]) -> np.ndarray:
+    coordinates = np.asarray(ring, dtype=float)
+    keep = np.ones(len(coordinates), dtype=bool)
+    keep[1:] = np.any(coordinates[1:] != coordinates[:-1], axis=1)
+    return coordinates[keep]
+
+
+def _crossings(rings: Sequence[np.ndarray], limit: int, field: str) -> int:
+    try:
+        return count_self_crossings(rings, limit)
+    except _TooIntricate:
+        raise GeometryError("the polygon is too intricate: too many of its edges overlap one another", field) from None
+
+
+def check_overlay_cost(rings: Sequence[Sequence[Sequence[float]]], field: str) -> None:
+    """Refuse outlines that overlap one another so much that their union (an area's targeting geometry, an alert's
+    outline) would cost too much: the same bounded count, over all of them at once. A ring repeated verbatim (the same
+    area in each language) counts once."""
+    distinct = {ring.tobytes(): ring for ring in map(_without_repeated_points, rings) if len(ring) >= 4}
+    if distinct:
+        _crossings(list(distinct.values()), MAX_SELF_CROSSINGS * len(distinct), field)
+
+
+def check_simple_area(geometry: dict[str, Any]) -> BaseGeometry:
+    """A validated GeoJSON area whose outlines must not cross themselves or one another, nor enclose nothing (content
+    such as scenario areas is refused, not repaired), checked at bounded cost: GEOS only sees it once the bounded
+    count found no crossing."""
+    rings = [_without_repeated_points(ring) for ring in geojson_polygon_rings(geometry)]
+    if any(len(ring) < 4 for ring in rings) or _crossings(rings, 0, "geometry.coordinates"):
+        raise GeometryError("the polygon is not valid: it crosses itself or encloses no area", "geometry.coordinates")
+    shape = from_geojson(geometry)
+    if not shape.is_valid or shape.area <= DEGENERATE_AREA_RATIO * shape.length**2:
+        raise GeometryError("the polygon is not valid (self-intersecting?)", "geometry.coordinates")
+    return shape
+
+
+def area_polygon(ring: Sequence[Sequence[float]], field: str) -> BaseGeometry:
+    """The polygon a ring bounds, repaired when it crosses itself a little (real CAP feeds sometimes do); refused
+    when it crosses itself too often to repair cheaply, or encloses no area."""
+    coordinates = _without_repeated_points(ring)
+    if len(coordinates) < 4:
+        raise GeometryError("the polygon encloses no area: it has fewer than three distinct corners", field)
+    # Count crossings before GEOS sees the ring: its validity check alone takes 11 s on a 100,000-vertex star.
+    crossings = _crossings([coordinates], MAX_SELF_CROSSINGS, field)
+    if crossings > MAX_SELF_CROSSINGS:
+        raise GeometryError(
+            f"the polygon crosses itself at more than {MAX_SELF_CROSSINGS} points; send an outline that does not"
+            " cross itself",
+            field,
+        )
+    polygon = shapely.polygons(coordinates)
+    if crossings or not shapely.is_valid(polygon):
+        # 'structure' keeps what any ring encloses and costs ~n log n; the default 'linework' explodes on crossings.
+        polygon = shapely.make_valid(polygon, method="structure", keep_collapsed=False)
+    if polygon.is_empty or polygon.area <= DEGENERATE_AREA_RATIO * polygon.length**2:
+        raise GeometryError("the polygon encloses no area: its corners lie on one line", field)
+    return polygon
+
+
+def targeting_geometry(
+    rings: Sequence[Sequence[Sequence[float]]],
+    circles: Sequence[Circle],
+    ring_fields: Sequence[str] | None = None,
+) -> BaseGeometry | None:
+    """The area a device must lie in to be targeted: the union of the polygons and the circles. `ring_fields` names
+    each ring in errors (default 'polygon[k]', as in CAP). CPU-bound: call it off the event loop."""
+    parts: list[BaseGeometry] = [
+        area_polygon(ring, ring_fields[k] if ring_fields is not None else f"polygon[{k}]")
+        for k, ring in enumerate(rings)
+    ]
     parts.extend(circle_polygon(circle) for circle in circles)
     if not parts:
         return None

@@ -9,6 +9,7 @@ from lxml import etree
 
 from tests.alerts.factories import FAENZA, alert_body, info
 from tests.conftest import Harness
+from tests.waiting import wait_until
 from tocsin.alerts import cap
 from tocsin.alerts import service as alerts
 from tocsin.auth.schemas import Role
@@ -178,9 +179,13 @@ class TestIssue:
             received.append(message)
 
         harness.app.state.bus.subscribe("tocsin:alerts", collect)
-        while not received:
+
+        async def issued() -> bool:
             await jobs.issue_due_alerts(harness.database, harness.app.state.bus)
             await harness.app.state.bus.drain()
+            return bool(received)
+
+        await wait_until(issued, what="the scheduled alert to be issued and published")
         assert received[0]["alert_id"] == alert["id"]
         assert received[0]["kind"] == "issued"
 

@@ -158,6 +158,11 @@ class TestExerciseBody:
             "start": True,
         }
 
+    def test_autoplay_only_when_asked(self) -> None:
+        asked = cli.exercise_body("drill", speed=1, devices=0, seed=None, transport=Transport.auto, autoplay=True)
+        assert asked["autoplay"] is True
+        assert "autoplay" not in cli.exercise_body("drill", speed=1, devices=0, seed=None, transport=Transport.auto)
+
     def test_anything_else_is_a_library_id(self) -> None:
         body = cli.exercise_body("romagna-river-flood", speed=1, devices=0, seed=None, transport=Transport.auto)
         assert body["scenario_id"] == "romagna-river-flood"

@@ -26,6 +26,7 @@ async def test_run_follows_the_exercise_to_its_end(live: LiveServer, tmp_path: o
         "30",
         "--seed",
         "5",
+        "--autoplay",
         "--url",
         url,
         "--user",

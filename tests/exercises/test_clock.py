@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 
 from tests.conftest import LiveServer
 from tests.exercises.helpers import RUN, planner, short_scenario, timeline, wait_for
+from tests.waiting import wait_until
 from tocsin.auth.schemas import Role
 
 
@@ -25,6 +25,10 @@ def _fired(entries: list[dict[str, Any]]) -> list[int]:
     return [e["number"] for e in entries if e["kind"] in ("inject", "contingency")]
 
 
+async def _fired_now(live: LiveServer, exercise_id: str, headers: dict[str, str]) -> list[int]:
+    return _fired(await timeline(live, exercise_id, headers))
+
+
 @pytest.mark.parametrize("live", [RUN], indirect=True)
 async def test_pause_resume_and_speed(live: LiveServer) -> None:
     headers = await planner(live)
@@ -34,10 +38,12 @@ async def test_pause_resume_and_speed(live: LiveServer) -> None:
     paused = await live.client.post(f"/api/v1/exercises/{exercise_id}/pause", headers=headers)
     assert paused.json()["state"] == "paused"
     frozen = paused.json()["scenario_seconds"]
-    await asyncio.sleep(1.2)  # longer than the timeline's settling second
+    fired = await wait_until(
+        lambda: _fired_now(live, exercise_id, headers), what="inject 1 on the timeline (past its settling second)"
+    )
+    assert fired == [1]
     still = (await live.client.get(f"/api/v1/exercises/{exercise_id}", headers=headers)).json()
     assert still["scenario_seconds"] == frozen
-    assert _fired(await timeline(live, exercise_id, headers)) == [1]
     again = await live.client.post(f"/api/v1/exercises/{exercise_id}/pause", headers=headers)
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "exercise_state"

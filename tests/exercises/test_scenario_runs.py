@@ -19,7 +19,14 @@ DEVICES = 80
 async def _run(live: LiveServer, path: Path, transport: str = "auto") -> tuple[str, dict[str, Any]]:
     headers = await planner(live)
     await load_glossary(live)
-    body = {"scenario_id": path.stem, "speed": 3600, "devices": DEVICES, "seed": 11, "transport": transport}
+    body = {
+        "scenario_id": path.stem,
+        "speed": 3600,
+        "devices": DEVICES,
+        "seed": 11,
+        "transport": transport,
+        "autoplay": True,  # the scripted player actions play the players' part
+    }
     created = await live.client.post("/api/v1/exercises", json=body, headers=headers)
     assert created.status_code == 201, created.text
     exercise_id = created.json()["id"]
@@ -28,11 +35,13 @@ async def _run(live: LiveServer, path: Path, transport: str = "auto") -> tuple[s
     started = await live.client.post(f"/api/v1/exercises/{exercise_id}/start", headers=headers)
     assert started.status_code == 200, started.text
     await wait_for(live, exercise_id, headers, lambda e: e["state"] == "finished", seconds=90)
-    report = await live.client.get(f"/api/v1/exercises/{exercise_id}/report", headers=headers)
+    # A deadline, not a measure: the report takes 4-6 s on a busy 2-core machine, past httpx's default 5 s.
+    report = await live.client.get(f"/api/v1/exercises/{exercise_id}/report", headers=headers, timeout=60)
     assert report.status_code == 200, report.text
     return exercise_id, report.json()
 
 
+@pytest.mark.timeout(300)  # a population to bring up, then a whole scenario
 @pytest.mark.parametrize("live", [RUN], indirect=True)
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 async def test_scenario_runs_end_to_end(live: LiveServer, path: Path) -> None:
@@ -86,6 +95,7 @@ async def test_scenario_runs_end_to_end(live: LiveServer, path: Path) -> None:
     assert scenario.title.split(" (")[0] in page.text
 
 
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("live", [RUN], indirect=True)
 async def test_digital_breakdown_over_real_websockets(live: LiveServer) -> None:
     """The synthetic citizens on real WebSocket connections; the outage cuts some off, they queue and resend."""

@@ -15,6 +15,7 @@ from tests.alerts.factories import INSIDE_FAENZA, OUTSIDE, alert_body, info
 from tests.alerts.test_lifecycle import approved_and_issued
 from tests.conftest import LiveServer
 from tests.realtime.wsclient import Citizen
+from tests.waiting import wait_until
 from tocsin.auth.schemas import Role
 from tocsin.models import Device, Report
 
@@ -82,7 +83,15 @@ class TestLiveAlerts:
 
     async def test_location_change_sends_a_new_snapshot(self, live: LiveServer) -> None:
         alert = await approved_and_issued(live)
-        await asyncio.sleep(0.5)  # let the dispatcher fan it out, so the snapshot below holds it
+
+        async def fanned_out() -> bool:
+            from tocsin.models import AlertEvent
+
+            async with live.database.sessions() as session:
+                newest = await session.scalar(select(AlertEvent.seq).order_by(AlertEvent.seq.desc()).limit(1))
+            return bool(live.app.state.realtime.dispatcher.last_seq >= (newest or 0))
+
+        await wait_until(fanned_out, what="the dispatcher to fan the alert out, so the snapshot below holds it")
         citizen, messages = await Citizen.connect(live.ws_url, location=FAR)
         assert messages[-1]["alerts"] == []
         await citizen.send({"type": "location", "id": "m1", "location": INSIDE})

@@ -6,7 +6,6 @@ every alert (the workers catch up from the database), live or on replay; counts 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
@@ -21,13 +20,16 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from tests.alerts.factories import INSIDE_FAENZA, alert_body
 from tests.conftest import IN_CI, PASSWORD, _truncate, free_port
 from tests.realtime.operators import nothing_more, open_feed, read_events
 from tests.realtime.wsclient import Citizen
+from tests.waiting import wait_until
 from tocsin.auth import service as users
 from tocsin.auth.schemas import Role, UserCreate
+from tocsin.bus import ALERTS_CHANNEL
 from tocsin.db import open_database
 
 INSIDE = {"lon": INSIDE_FAENZA[0], "lat": INSIDE_FAENZA[1]}
@@ -55,6 +57,16 @@ class Redis:
             self.process.kill()
             self.process.wait(timeout=10)
             self.process = None
+
+
+async def alert_subscribers(port: int) -> bool:
+    """True once both workers are subscribed to the alert channel of this Redis."""
+    client = aioredis.Redis(port=port)
+    try:
+        [(_, count)] = await client.pubsub_numsub(ALERTS_CHANNEL)
+    finally:
+        await client.aclose()
+    return int(count) >= 2
 
 
 @pytest.fixture
@@ -176,7 +188,7 @@ class TestCrossWorker:
         got = [(await live_b.receive_type("alert", wait=15))["alert_id"] for _ in during]
         assert got == during  # live, from the database, with the bus down
         redis_server.start()
-        await asyncio.sleep(1.5)  # the workers resubscribe
+        await wait_until(lambda: alert_subscribers(redis_server.port), what="both workers to resubscribe", seconds=30)
         after = await issue(a, "after")
         assert (await live_b.receive_type("alert", wait=15))["alert_id"] == after
         back, messages = await Citizen.connect(b.ws_url, device_id="away-device-1", location=INSIDE, last_seq=last_seq)

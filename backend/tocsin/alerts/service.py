@@ -6,6 +6,7 @@ events it got back (publish after commit). Every change is written to the audit 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin import backend, geo
-from tocsin.alerts import cap
+from tocsin.alerts import areas, cap
 from tocsin.alerts.schemas import (
     AlertBody,
     AlertDraftIn,
@@ -95,25 +96,23 @@ async def get_alert(session: AsyncSession, *, alert_id: uuid.UUID) -> Alert:
     return await _get(session, alert_id)
 
 
-async def _replace_areas(session: AsyncSession, alert: Alert, message: CapAlert) -> None:
+async def _replace_areas(session: AsyncSession, alert: Alert, shapes: list[areas.AreaShape]) -> None:
     await session.execute(delete(AlertArea).where(AlertArea.alert_id == alert.id))
-    for info_index, info in enumerate(message.info):
-        for area_index, area in enumerate(info.area):
-            geometry = geo.targeting_geometry(area.polygon_rings(), [c.to_circle() for c in area.circles])
-            box = geo.bbox(geometry) if geometry is not None else (None, None, None, None)
-            session.add(
-                AlertArea(
-                    alert_id=alert.id,
-                    info_index=info_index,
-                    area_index=area_index,
-                    area_desc=area.areaDesc,
-                    geom=geometry,
-                    min_lon=box[0],
-                    min_lat=box[1],
-                    max_lon=box[2],
-                    max_lat=box[3],
-                )
+    for shape in shapes:
+        box = geo.bbox(shape.geometry) if shape.geometry is not None else (None, None, None, None)
+        session.add(
+            AlertArea(
+                alert_id=alert.id,
+                info_index=shape.info_index,
+                area_index=shape.area_index,
+                area_desc=shape.area_desc,
+                geom=shape.geometry,
+                min_lon=box[0],
+                min_lat=box[1],
+                max_lon=box[2],
+                max_lat=box[3],
             )
+        )
 
 
 def _check_circles(body: AlertBody) -> None:
@@ -148,6 +147,7 @@ async def _store_new(
     references_alert_id: uuid.UUID | None = None,
     alert_id: uuid.UUID | None = None,
 ) -> Alert:
+    shapes = await areas.area_shapes(message, cap_names=origin == "imported")
     now = utcnow()
     alert = Alert(
         id=alert_id or backend.new_uuid(),
@@ -180,7 +180,7 @@ async def _store_new(
             field="identifier",
             code="duplicate_alert",
         ) from None
-    await _replace_areas(session, alert, message)
+    await _replace_areas(session, alert, shapes)
     detail = {"identifier": alert.identifier, "status": alert.status, "msgType": alert.msg_type}
     await audit.record(session, actor=author, action=action, alert_id=alert.id, detail=detail)
     return alert
@@ -253,7 +253,8 @@ async def create_draft(
 
 async def import_cap(session: AsyncSession, *, data: bytes, author: User, settings: Settings) -> Alert:
     """A CAP 1.2 message from elsewhere becomes a draft here; an Actual one still needs a second person to approve."""
-    message, root = cap.parse_cap(data, settings.max_cap_bytes)
+    # Parsing and schema validation of a 2 MiB message take seconds of CPU: not on the event loop.
+    message, root = await asyncio.to_thread(cap.parse_cap, data, settings.max_cap_bytes)
     _check_times(message)
     return await _store_new(
         session,
@@ -294,6 +295,7 @@ async def edit_draft(
         }
     )
     _check_times(message)
+    shapes = await areas.area_shapes(message)
     was_approved = alert.state == AlertState.approved
     alert.content = message.model_dump(mode="json")
     alert.status, alert.scope = message.status.value, message.scope.value
@@ -304,7 +306,7 @@ async def edit_draft(
     alert.updated_at = utcnow()
     alert.original_xml = None  # no longer what the sender signed and sent
     alert.signed = False
-    await _replace_areas(session, alert, message)
+    await _replace_areas(session, alert, shapes)
     await audit.record(
         session, actor=actor, action="edit", alert_id=alert.id, detail={"approval_withdrawn": was_approved}
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,20 +82,24 @@ def _headlines(alert: Alert) -> dict[str, str]:
     return found
 
 
+def _outlines(areas_per_alert: list[list[Any]]) -> list[dict[str, Any] | None]:
+    return [geo.to_geojson(geo.union_geometries(areas)) for areas in areas_per_alert]
+
+
 async def feature_collection(session: AsyncSession, alerts: Sequence[Alert], base_url: str) -> dict[str, Any]:
     """GeoJSON (RFC 7946, lon/lat): one feature per alert, its geometry the union of its areas."""
     areas = await service.areas_of(session, alert_ids=[a.id for a in alerts]) if alerts else {}
+    outlines = await asyncio.to_thread(_outlines, [areas.get(alert.id, []) for alert in alerts])  # CPU: off the loop
     now = service.utcnow()
     features = []
-    for alert in alerts:
+    for alert, outline in zip(alerts, outlines, strict=True):
         message = service.cap_content(alert)
         first = message.info[0] if message.info else None
-        union = geo.union_geometries(areas.get(alert.id, []))
         features.append(
             {
                 "type": "Feature",
                 "id": str(alert.id),
-                "geometry": geo.to_geojson(union),
+                "geometry": outline,
                 "properties": {
                     "id": str(alert.id),
                     "identifier": alert.identifier,

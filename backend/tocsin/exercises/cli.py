@@ -158,11 +158,19 @@ def summary_lines(report: dict[str, Any], *, json_url: str, html_url: str) -> li
 
 
 def exercise_body(
-    scenario: str, *, speed: float, devices: int | None, seed: int | None, transport: Transport
+    scenario: str,
+    *,
+    speed: float,
+    devices: int | None,
+    seed: int | None,
+    transport: Transport,
+    autoplay: bool = False,
 ) -> dict[str, Any]:
     """ExerciseIn for `run`: a scenario file's document when the argument names a file, else a library id."""
     path = Path(scenario)
     body: dict[str, Any] = {"speed": speed, "transport": transport.value, "start": True}
+    if autoplay:
+        body["autoplay"] = True
     if path.is_file():
         try:
             document = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -326,6 +334,9 @@ def run(
     devices: Annotated[int | None, typer.Option(min=0, max=100_000, help="Synthetic devices")] = None,
     seed: Annotated[int | None, typer.Option(min=0, max=2**31, help="Seed for the synthetic population")] = None,
     transport: Annotated[Transport, typer.Option(help="How synthetic devices connect")] = Transport.auto,
+    autoplay: Annotated[
+        bool, typer.Option("--autoplay", help="Perform the scenario's scripted player actions (demos, tests)")
+    ] = False,
     follow_: Annotated[bool, typer.Option("--follow/--no-follow", help="Follow the timeline to the end")] = True,
     poll: Annotated[float, typer.Option(hidden=True, min=0.0)] = 0.5,
     url: UrlOption = DEFAULT_URL,
@@ -334,7 +345,7 @@ def run(
 ) -> None:
     """Start an exercise and follow it: progress, live timeline, summary. Ctrl-C stops the exercise."""
     with _errors_reported():
-        body = exercise_body(scenario, speed=speed, devices=devices, seed=seed, transport=transport)
+        body = exercise_body(scenario, speed=speed, devices=devices, seed=seed, transport=transport, autoplay=autoplay)
     with _connected(url, user, password) as client:
         exercise = client.create(body)
         typer.echo(

@@ -51,15 +51,18 @@ class Item:
     index: int  # inject number, contingency inject number, or scripted action index
 
 
-def plan(scenario: Scenario) -> list[Item]:
+def plan(scenario: Scenario, *, autoplay: bool) -> list[Item]:
+    """What the exercise fires, in order. Scripted player actions only with `autoplay`: otherwise the players act,
+    and a contingency fires when they do not."""
     items = [Item(f"inject:{i.number}", minutes(i.at) * 60.0, "inject", i.number) for i in scenario.timeline]
     items += [
         Item(f"contingency:{c.inject.number}", minutes(c.at) * 60.0, "contingency", c.inject.number)
         for c in scenario.contingencies
     ]
-    items += [
-        Item(f"scripted:{n}", minutes(a.at) * 60.0, "scripted", n) for n, a in enumerate(scenario.scripted_actions)
-    ]
+    if autoplay:
+        items += [
+            Item(f"scripted:{n}", minutes(a.at) * 60.0, "scripted", n) for n, a in enumerate(scenario.scripted_actions)
+        ]
     items.append(Item("end", minutes(scenario.duration) * 60.0, "end", 0))
     return sorted(items, key=lambda item: (item.seconds, RANK[item.kind], item.index))
 
@@ -70,7 +73,7 @@ class LiveExercise:
         self.id = row.id
         self.scenario = Scenario.model_validate(row.scenario)
         self.clock = LiveClock(row)
-        self.items = plan(self.scenario)
+        self.items = plan(self.scenario, autoplay=row.autoplay)
         self.fired: set[str] = set()
         self.population: Population | None = None
         self.scale = row.devices / self.scenario.population.size

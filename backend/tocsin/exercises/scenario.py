@@ -84,11 +84,9 @@ class Area(_Strict):
     def _polygon(cls, value: dict[str, Any]) -> dict[str, Any]:
         try:
             geo.validate_geojson_area(value)
+            geo.check_simple_area(value)
         except geo.GeometryError as exc:
             raise ValueError(f"{exc.field}: {exc}") from None
-        shape = geo.from_geojson(value)
-        if not shape.is_valid:
-            raise ValueError("the polygon is not valid (self-intersecting?)")
         return value
 
 

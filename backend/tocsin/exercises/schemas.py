@@ -63,6 +63,10 @@ class ExerciseIn(_In):
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
     transport: Transport = Transport.auto
     start: bool = Field(default=False, description="start the clock at once")
+    autoplay: bool = Field(
+        default=False,
+        description="perform the scenario's scripted player actions (demos, tests); off for a real team's exercise",
+    )
 
     @model_validator(mode="after")
     def _one_scenario(self) -> ExerciseIn:
@@ -136,6 +140,7 @@ class ExerciseOut(BaseModel):
     devices: int = Field(description="synthetic devices of this exercise")
     devices_online: int = Field(default=0, description="synthetic devices connected at the last count (every second)")
     transport: Transport
+    autoplay: bool = Field(default=False, description="the scenario's scripted player actions are performed")
     injects_fired: int
     injects_total: int
     created_by: str

@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tocsin.backend import JSONDocument, UTCDateTime
@@ -33,6 +33,7 @@ class Exercise(Base):
     devices: Mapped[int]
     seed: Mapped[int]
     transport: Mapped[str] = mapped_column(String(16))
+    autoplay: Mapped[bool] = mapped_column(default=False, server_default=false())  # run the scripted player actions
     join_token: Mapped[str] = mapped_column(String(64))
     stats: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     created_by: Mapped[str] = mapped_column(String(64))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -110,7 +111,7 @@ async def list_reports(
     area = None
     if alert_id is not None:
         geometries = (await alerts.areas_of(session, alert_ids=[alert_id])).get(alert_id, [])
-        area = geo.union_geometries(geometries)
+        area = await asyncio.to_thread(geo.union_geometries, geometries)  # CPU: off the event loop
         if area is None:
             raise InvalidInput("that alert has no area", field="alert_id")
     where = ReportFilter(
