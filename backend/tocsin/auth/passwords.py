@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import weakref
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
 # Beyond this, sign-ins wait their turn: they never take every core (or the whole thread pool) from the event loop.
-_hashing_slots = asyncio.Semaphore(max(1, (os.cpu_count() or 2) - 1))
+HASHING_SLOTS = max(1, (os.cpu_count() or 2) - 1)
+# A semaphore belongs to the event loop it first waits on: one per running loop (tests run several, one after another).
+_slots_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
@@ -28,13 +31,21 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+def _hashing_slots() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _slots_by_loop.get(loop)
+    if slots is None:
+        slots = _slots_by_loop[loop] = asyncio.Semaphore(HASHING_SLOTS)
+    return slots
+
+
 async def hash_password_in_thread(password: str) -> str:
-    async with _hashing_slots:
+    async with _hashing_slots():
         return await asyncio.to_thread(hash_password, password)
 
 
 async def verify_password_in_thread(password_hash: str, password: str) -> bool:
-    async with _hashing_slots:
+    async with _hashing_slots():
         return await asyncio.to_thread(verify_password, password_hash, password)
 
 

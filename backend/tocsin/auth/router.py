@@ -30,7 +30,7 @@ async def login(request: Request, session: SessionDep, form: Annotated[OAuth2Pas
     the window ends."""
     username, address = form.username[:64], request.client.host if request.client else "unknown"
     limits: LoginLimiter = request.app.state.login_limits
-    lockout = await limits.check(username, address)
+    lockout = await limits.attempt(username, address)  # counted before the password is checked
     if lockout is not None:
         whom = "this account" if lockout.cause == "account" else "this address"
         raise TooManyRequests(
@@ -41,9 +41,8 @@ async def login(request: Request, session: SessionDep, form: Annotated[OAuth2Pas
         )
     user = await service.authenticate(session, username=username, password=form.password[:256])
     if user is None:
-        await limits.failed(username, address)
         raise Unauthorized("wrong username or password", code="bad_credentials")
-    await limits.succeeded(username)
+    await limits.succeeded(username, address)
     settings = request.app.state.settings
     token = issue_token(
         user_id=user.id, version=user.token_version, key=settings.signing_key, ttl_minutes=settings.token_ttl_minutes
