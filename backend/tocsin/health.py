@@ -93,7 +93,7 @@ async def prometheus_metrics(request: Request) -> Response:
 
 
 def _may_read_metrics(settings: Settings, address: str | None) -> bool:
-    networks = [n.strip() for n in settings.metrics_allowed_networks.split(",") if n.strip()]
+    networks = settings.metrics_networks
     if not networks:
         return True
     if address is None:
@@ -102,7 +102,7 @@ def _may_read_metrics(settings: Settings, address: str | None) -> bool:
         client = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(client in ipaddress.ip_network(network, strict=False) for network in networks)
+    return any(client in network for network in networks)
 
 
 async def _check(probe: Any) -> dict[str, Any]:
