@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
 from tests.alerts.factories import alert_body
-from tests.conftest import PASSWORD, REPO, free_port
+from tests.conftest import PASSWORD, REPO, free_port, make_settings
 from tests.realtime.test_citizen import INSIDE
 from tests.tcpproxy import TcpProxy
 from tests.test_health import app_client
@@ -29,6 +30,7 @@ from tocsin.auth import service as users
 from tocsin.auth.schemas import Role, UserCreate
 from tocsin.bus import InProcessBus
 from tocsin.db import open_database
+from tocsin.main import create_app
 from tocsin.realtime.protocol import ReportIn
 from tocsin.reports.writer import ReportRefused, ReportWriter
 
@@ -198,3 +200,29 @@ class TestSqliteWriteLocked:
             assert int(refused.headers["retry-after"]) > 0
             stored = await client.post("/api/v1/alerts", json=alert_body("en"), headers=headers)
             assert stored.status_code == 201, stored.text
+
+
+class TestUnrelatedErrors:
+    async def test_a_timeout_or_connection_error_outside_the_database_is_a_logged_json_500(
+        self, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        app = create_app(make_settings(database_url, tmp_path), migrate_on_start=False)
+
+        @app.get("/test-only/timeout")
+        async def times_out() -> None:
+            raise TimeoutError("a call to some other service timed out")
+
+        @app.get("/test-only/refused")
+        async def refused() -> None:
+            raise ConnectionRefusedError("some other service refused")
+
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                for path in ("/test-only/timeout", "/test-only/refused"):
+                    response = await client.get(path)
+                    assert response.status_code == 500, (path, response.text)
+                    assert response.json()["error"]["code"] == "internal"
+                healthy = await client.get("/healthz")
+        assert healthy.status_code == 200  # the database itself was reachable all along
+        assert not [r for r in caplog.records if "database unavailable" in r.getMessage()]
