@@ -100,8 +100,8 @@ class TestCursor:
             (event,) = await read_events(on_b, 1)
             rest = await nothing_more(on_b)
             await on_b.close()
-        assert welcome["seq"] == since
         assert (event["report"]["id"], event["seq"], rest) == (later, since + 1, [])
+        assert welcome["seq"] == since
 
     async def test_a_since_beyond_a_row_id_is_refused_with_a_reason(self, live: LiveServer) -> None:
         token = token_of(await live.user("olga", Role.operator))
