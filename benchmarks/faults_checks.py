@@ -179,9 +179,9 @@ class Checks:
         errors = sum((d.errors for d in devices), Counter[str]())
         lines = ["", "REPORTS (per phase; feed columns: missed while connected / while disconnected)"]
         lines += table(["phase", "acked", "stored", "lost", *[f"{n} missed" for n in names]], body)
-        auth = ", ".join(f"{f.name}: {f.auth} auth, {len(f.intervals)} connections" for f in feeds)
+        connections = ", ".join(f"{f.name}: {len(f.intervals)} connections" for f in feeds)
         lines.append(
-            f"sent {sum(d.sent for d in devices)}, never acknowledged {unacked}; errors {dict(errors)}; {auth}"
+            f"sent {sum(d.sent for d in devices)}, never acknowledged {unacked}; errors {dict(errors)}; {connections}"
         )
         if total[2]:
             self.problems.append(f"{total[2]} acknowledged reports not stored")

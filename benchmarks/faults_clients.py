@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 AREA = (11.80, 44.20, 11.95, 44.35)  # min lon, min lat, max lon, max lat: every device is inside, every alert covers it
 RESEND_AFTER_SECONDS = 20.0  # a report with no answer for this long on an open socket is sent again (same id)
@@ -176,29 +176,20 @@ class Device:
 @dataclass
 class OperatorFeed:
     """`/ws/operator`: records which reports it was told about and when it was connected. Authenticates with an
-    `Authorization: Bearer` header, and falls back to `?token=` if the handshake refuses that."""
+    `Authorization: Bearer` header (the server refuses a token in the URL)."""
 
     name: str
     url: str
-    auth: str = "header"
     seen: dict[str, float] = field(default_factory=dict)  # report client id -> when
     intervals: list[list[float]] = field(default_factory=list)  # [connected at, disconnected at]
 
     async def run(self, staff: Staff, stop: asyncio.Event) -> None:
         while not stop.is_set():
             token = await staff.token("operator")
+            headers = {"Authorization": f"Bearer {token}"}
             try:
-                if self.auth == "header":
-                    headers = {"Authorization": f"Bearer {token}"}
-                    socket = connect(self.url, additional_headers=headers, open_timeout=OPEN_TIMEOUT_SECONDS)
-                else:
-                    socket = connect(f"{self.url}?token={token}", open_timeout=OPEN_TIMEOUT_SECONDS)
-                async with socket as ws:
+                async with connect(self.url, additional_headers=headers, open_timeout=OPEN_TIMEOUT_SECONDS) as ws:
                     await self._follow(ws, stop)
-            except InvalidStatus as refused:
-                if self.auth == "header" and refused.response.status_code in (401, 403):
-                    self.auth = "query"
-                    continue
             except (OSError, TimeoutError, WebSocketException):
                 pass
             await _pause(stop, 0.5)

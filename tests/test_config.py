@@ -44,3 +44,13 @@ class TestSettings:
     def test_environment_prefix(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("TOCSIN_TOKEN_TTL_MINUTES", "15")
         assert Settings().token_ttl_minutes == 15
+
+
+class TestMetricsNetworks:
+    def test_networks_are_parsed_once(self) -> None:
+        settings = Settings(metrics_allowed_networks="10.0.0.0/8, 127.0.0.1")
+        assert [str(network) for network in settings.metrics_networks] == ["10.0.0.0/8", "127.0.0.1/32"]
+
+    def test_a_bad_network_stops_the_start_naming_the_variable(self) -> None:
+        with pytest.raises(ConfigError, match="TOCSIN_METRICS_ALLOWED_NETWORKS"):
+            Settings(metrics_allowed_networks="10.0.0.0/8,not-a-network")

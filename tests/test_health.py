@@ -4,10 +4,10 @@ that should move it), on both backends."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,32 +16,23 @@ import pytest
 from asgi_lifespan import LifespanManager
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
 from tests.alerts.test_lifecycle import approved_and_issued
 from tests.conftest import LiveServer, _truncate, make_settings
 from tests.realtime.test_citizen import INSIDE, report
 from tests.realtime.wsclient import Citizen
 from tests.tcpproxy import TcpProxy
+from tests.waiting import wait_until
 from tocsin.bus import InProcessBus
-from tocsin.db import open_database
+from tocsin.db import Database, open_database
 from tocsin.main import create_app
+from tocsin.models import SchedulerHeartbeat
 from tocsin.realtime.counters import DeliveryRecorder
 from tocsin.realtime.hub import Client, Device, Hub
-from tocsin.scheduler.leader import leader_for
+from tocsin.scheduler.leader import HEARTBEAT_NAME, leader_for
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-async def until(check: Callable[[], Any], what: str, seconds: float = 30) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
 
 
 @asynccontextmanager
@@ -94,15 +85,16 @@ class TestReadiness:
             stop = asyncio.Event()
             task = asyncio.create_task(leader.run(stop))
             try:
-                ready = await until(lambda: ready_or_none(client), "ready")
+                ready = await wait_until(lambda: ready_or_none(client), what="ready", seconds=30)
                 assert ready.json()["checks"]["scheduler"]["ok"] is True
-                samples = await scrape(client)
-                assert value(samples, "tocsin_scheduler_heartbeat_age_seconds") < 1.5
+                first = await beat_at(database)
+                await wait_until(lambda: later_beat(database, first), what="the heartbeat to advance", seconds=30)
+                assert ("tocsin_scheduler_heartbeat_age_seconds", frozenset()) in await scrape(client)
             finally:
                 stop.set()
                 await task
                 await database.dispose()
-            stale = await until(lambda: not_ready_or_none(client), "the heartbeat to go stale")
+            stale = await wait_until(lambda: not_ready_or_none(client), what="the heartbeat to go stale", seconds=30)
             assert "heartbeat" in stale.json()["checks"]["scheduler"]["detail"]
 
     async def test_embedded_is_ready_with_its_in_process_scheduler(
@@ -111,7 +103,7 @@ class TestReadiness:
         if is_postgis:
             pytest.skip("production runs `tocsin scheduler`; the heartbeat test covers it")
         async with app_client(database_url, tmp_path, run_scheduler=True) as client:
-            response = await until(lambda: ready_or_none(client), "ready")
+            response = await wait_until(lambda: ready_or_none(client), what="ready", seconds=30)
             assert response.json()["checks"]["scheduler"]["detail"] == "runs in this process"
 
     async def test_redis_is_checked_when_configured(self, database_url: str, tmp_path: Path, redis_url: str) -> None:
@@ -124,14 +116,27 @@ class TestReadiness:
                 first = await client.get("/readyz")
                 assert first.json()["checks"]["redis"] == {"ok": True, "detail": "answers"}
                 proxy.stop()
-                down = await until(lambda: redis_down(client), "redis to be reported down")
+                down = await wait_until(lambda: redis_down(client), what="redis to be reported down", seconds=30)
                 assert down.status_code == 503
-                await until(
+                await wait_until(
                     lambda: (REGISTRY.get_sample_value("tocsin_bus_reconnects_total") or 0.0) > reconnects,
-                    "a bus reconnect to be counted",
+                    what="a bus reconnect to be counted",
+                    seconds=30,
                 )
                 proxy.start()
-                await until(lambda: redis_up(client), "redis to be reported up again")
+                await wait_until(lambda: redis_up(client), what="redis to be reported up again", seconds=30)
+
+
+async def beat_at(database: Database) -> datetime:
+    async with database.sessions() as session:
+        beat = (
+            await session.execute(select(SchedulerHeartbeat.beat_at).where(SchedulerHeartbeat.name == HEARTBEAT_NAME))
+        ).scalar_one()
+    return beat
+
+
+async def later_beat(database: Database, first: datetime) -> bool:
+    return await beat_at(database) > first
 
 
 async def ready_or_none(client: httpx.AsyncClient) -> httpx.Response | None:
@@ -210,7 +215,21 @@ class TestMetrics:
             pytest.skip("the heartbeat test reads the production scheduler's figures")
         lag = REGISTRY.get_sample_value("tocsin_scheduler_lag_seconds")
         async with app_client(database_url, tmp_path, run_scheduler=True, scheduler_interval_seconds=0.2):
-            await until(lambda: REGISTRY.get_sample_value("tocsin_scheduler_lag_seconds") != lag, "a lag figure")
+            await wait_until(
+                lambda: REGISTRY.get_sample_value("tocsin_scheduler_lag_seconds") != lag,
+                what="a lag figure",
+                seconds=30,
+            )
+
+    async def test_invented_methods_and_unknown_paths_share_one_series(self, live: LiveServer) -> None:
+        for method in ("BREW", "PROPFIND", "X-ANYTHING"):
+            await live.client.request(method, f"/nowhere/{uuid.uuid4()}")
+        samples = await scrape(live.client)
+        methods = {dict(labels).get("method") for name, labels in samples if name == "tocsin_http_requests_total"}
+        routes = {dict(labels).get("route") for name, labels in samples if name == "tocsin_http_requests_total"}
+        assert "other" in methods
+        assert not methods & {"BREW", "PROPFIND", "X-ANYTHING"}
+        assert not any(route and route.startswith("/nowhere") for route in routes)
 
     async def test_metrics_can_be_restricted_to_networks(self, database_url: str, tmp_path: Path) -> None:
         async with app_client(database_url, tmp_path, metrics_allowed_networks="10.0.0.0/8") as client:

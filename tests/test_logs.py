@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from io import StringIO
 from pathlib import Path
@@ -22,6 +21,7 @@ import websockets
 
 from tests.conftest import REPO
 from tests.served import Served, clean_environment, serving
+from tests.waiting import wait_until_sync
 from tocsin.logs import make_handler, redact
 
 PASSWORD = "correct horse battery"
@@ -115,16 +115,18 @@ class TestSchedulerLogs:
         with output.open("wb") as sink:
             process = subprocess.Popen([*tocsin, "scheduler"], env=env, cwd=tmp_path, stdout=sink, stderr=sink)
             try:
-                deadline = time.monotonic() + 60
-                while "scheduler lock acquired" not in output.read_text() and time.monotonic() < deadline:
+
+                def acquired() -> bool:
                     assert process.poll() is None, output.read_text()
-                    time.sleep(0.2)
+                    return "scheduler: lock acquired" in output.read_text()
+
+                wait_until_sync(acquired, what="the scheduler to take its lock", seconds=60)
             finally:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=30)
         text = output.read_text()
         assert re.search(r"INFO +tocsin\.cli: starting the Tocsin scheduler in embedded mode", text), text
-        assert re.search(r"INFO +tocsin\.scheduler\.jobs: scheduler lock acquired", text), text
+        assert re.search(r"INFO +tocsin\.scheduler\.leader: scheduler: lock acquired", text), text
 
 
 class TestRedaction:

@@ -10,25 +10,27 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
 from tests.alerts.factories import alert_body
-from tests.conftest import PASSWORD, REPO, free_port
+from tests.conftest import PASSWORD, REPO, free_port, make_settings
 from tests.realtime.test_citizen import INSIDE
 from tests.tcpproxy import TcpProxy
 from tests.test_health import app_client
+from tests.waiting import wait_until_sync
 from tocsin.auth import service as users
 from tocsin.auth.schemas import Role, UserCreate
 from tocsin.bus import InProcessBus
 from tocsin.db import open_database
+from tocsin.main import create_app
 from tocsin.realtime.protocol import ReportIn
 from tocsin.reports.writer import ReportRefused, ReportWriter
 
@@ -38,13 +40,6 @@ SECRET = "outage-test-secret-key-that-is-long-enough"
 def through(proxy: TcpProxy, url: str) -> str:
     parts = urlsplit(url)
     return parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{proxy.port}").geturl()
-
-
-def wait_until(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def status_of(url: str) -> int | None:
@@ -102,13 +97,21 @@ class TestStartWhileDown:
 
         try:
             for name in processes:
-                wait_until(lambda name=name: logged(name, "database unavailable (attempt 2"), f"{name} to retry")
+                wait_until_sync(
+                    lambda name=name: logged(name, "database unavailable (attempt 2"),
+                    what=f"{name} to retry",
+                    seconds=60,
+                )
             database.start()
             for name in processes:
-                wait_until(lambda name=name: logged(name, "redis unavailable (attempt"), f"{name} to wait for redis")
+                wait_until_sync(
+                    lambda name=name: logged(name, "redis unavailable (attempt"),
+                    what=f"{name} to wait for redis",
+                    seconds=60,
+                )
             redis.start()
-            wait_until(lambda: status_of(f"{base}/healthz") == 200, "the server to answer")
-            wait_until(lambda: status_of(f"{base}/readyz") == 200, "the scheduler's heartbeat")
+            wait_until_sync(lambda: status_of(f"{base}/healthz") == 200, what="the server to answer", seconds=60)
+            wait_until_sync(lambda: status_of(f"{base}/readyz") == 200, what="the scheduler's heartbeat", seconds=60)
             assert "database available after" in logs["serve"].read_text()
 
             database.stop()
@@ -123,7 +126,7 @@ class TestStartWhileDown:
             assert ready.json()["checks"]["database"]["ok"] is False
 
             database.start()
-            wait_until(lambda: status_of(f"{base}/api/v1/alerts") == 200, "the server to recover")
+            wait_until_sync(lambda: status_of(f"{base}/api/v1/alerts") == 200, what="the server to recover", seconds=60)
         finally:
             for process in processes.values():
                 process.terminate()
@@ -198,3 +201,29 @@ class TestSqliteWriteLocked:
             assert int(refused.headers["retry-after"]) > 0
             stored = await client.post("/api/v1/alerts", json=alert_body("en"), headers=headers)
             assert stored.status_code == 201, stored.text
+
+
+class TestUnrelatedErrors:
+    async def test_a_timeout_or_connection_error_outside_the_database_is_a_logged_json_500(
+        self, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        app = create_app(make_settings(database_url, tmp_path), migrate_on_start=False)
+
+        @app.get("/test-only/timeout")
+        async def times_out() -> None:
+            raise TimeoutError("a call to some other service timed out")
+
+        @app.get("/test-only/refused")
+        async def refused() -> None:
+            raise ConnectionRefusedError("some other service refused")
+
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                for path in ("/test-only/timeout", "/test-only/refused"):
+                    response = await client.get(path)
+                    assert response.status_code == 500, (path, response.text)
+                    assert response.json()["error"]["code"] == "internal"
+                healthy = await client.get("/healthz")
+        assert healthy.status_code == 200  # the database itself was reachable all along
+        assert not [r for r in caplog.records if "database unavailable" in r.getMessage()]

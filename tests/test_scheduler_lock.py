@@ -4,7 +4,6 @@ stops its jobs the moment it cannot; a standby takes over only after that. Every
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,19 +12,13 @@ from sqlalchemy import func, select, text
 from tests.alerts.factories import alert_body, info
 from tests.alerts.test_lifecycle import approved_and_issued
 from tests.conftest import Harness
+from tests.waiting import wait_until
 from tocsin import backend
 from tocsin.alerts import service as alerts
 from tocsin.bus import InProcessBus
 from tocsin.db import open_database
 from tocsin.models import AlertEvent, AuditEntry, SchedulerHeartbeat
 from tocsin.scheduler.leader import HEARTBEAT_NAME, SchedulerLeader, leader_for
-
-
-async def wait_for(condition: object, what: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 class TestExpiryRunTwice:
@@ -88,20 +81,21 @@ class TestLockLoss:
         stop_first, stop_second = asyncio.Event(), asyncio.Event()
         running = [asyncio.create_task(first.run(stop_first))]
         try:
-            await wait_for(lambda: first.active, "the first scheduler to lead")
+            await wait_until(lambda: first.active, what="the first scheduler to lead", seconds=30)
             running.append(asyncio.create_task(second.run(stop_second)))
             pid = await lock_backend_pid(harness)
             assert pid is not None
-            await wait_for(lambda: not second.active, "the standby to start")  # it waits: the lock is held
+            await wait_until(
+                lambda: not second.active, what="the standby to start", seconds=30
+            )  # it waits: the lock is held
             async with harness.database.engine.connect() as connection:  # only a backend of our own database
                 assert (await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})).scalar()
-            await wait_for(lambda: second.active, "the standby to take over")
+            await wait_until(lambda: second.active, what="the standby to take over", seconds=30)
             assert not first.active
             assert_never_both_active(first, second)
-            deadline = time.monotonic() + 10
-            while await heartbeat_holder(harness) != second.holder:
-                assert time.monotonic() < deadline, "the new leader writes no heartbeat"
-                await asyncio.sleep(0.1)
+            await wait_until(
+                lambda: holder_is(harness, second.holder), what="the new leader to write its heartbeat", seconds=30
+            )
         finally:
             stop_first.set()
             stop_second.set()
@@ -116,7 +110,7 @@ class TestLockLoss:
         leader = leader_for(harness.database, InProcessBus(), 0.2)
         stop = asyncio.Event()
         task = asyncio.create_task(leader.run(stop))
-        await wait_for(lambda: leader.active, "the embedded scheduler to run")
+        await wait_until(lambda: leader.active, what="the embedded scheduler to run", seconds=30)
         stop.set()
         await task
         assert not leader.active
@@ -129,3 +123,7 @@ def assert_never_both_active(first: SchedulerLeader, second: SchedulerLeader) ->
             a_end = a.ended if a.ended is not None else float("inf")
             b_end = b.ended if b.ended is not None else float("inf")
             assert a_end <= b.started or b_end <= a.started, f"both active: {a} and {b}"
+
+
+async def holder_is(harness: Harness, holder: str) -> bool:
+    return await heartbeat_holder(harness) == holder

@@ -4,8 +4,6 @@ are still served."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -13,7 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO
+from tests.served import clean_environment, serving
 
 HEADER_TIMEOUT = 2
 SLOW_CLIENTS = 30
@@ -23,35 +22,15 @@ MAX_CONNECTIONS = 40
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("limits")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-    env.update(
+    env = clean_environment(
         TOCSIN_DATA_DIR=str(data_dir),
         TOCSIN_HTTP_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT),
         TOCSIN_HTTP_KEEP_ALIVE_SECONDS="2",
         TOCSIN_HTTP_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
     )
-    log = (data_dir / "serve.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tocsin.cli", "serve", "--port", str(port)], env=env, stdout=log, stderr=log, cwd=REPO
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, (data_dir / "serve.log").read_text()
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
+    env["PYTHONPATH"] = str(REPO / "backend")  # this checkout's code
+    with serving([sys.executable, "-m", "tocsin.cli", "serve"], env, REPO, data_dir / "serve.log") as served:
+        yield served.base
 
 
 async def trickle(port: int, closed: asyncio.Event, give_up: float) -> None:

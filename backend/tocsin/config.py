@@ -7,6 +7,7 @@ real secret key and a PostgreSQL URL.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from enum import StrEnum
 from functools import cached_property
@@ -131,6 +132,26 @@ class Settings(BaseSettings):
             if not self.database_url or not self.database_url.startswith("postgresql"):
                 raise ConfigError("TOCSIN_DATABASE_URL must name a PostgreSQL database in production mode")
         return self
+
+    @model_validator(mode="after")
+    def _metrics_networks_parse(self) -> Settings:
+        self.metrics_networks  # noqa: B018 - parsed once here, so a bad value stops the start, not each scrape
+        return self
+
+    @cached_property
+    def metrics_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks that may read /metrics (empty: everyone)."""
+        networks = []
+        for item in self.metrics_allowed_networks.split(","):
+            if not item.strip():
+                continue
+            try:
+                networks.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise ConfigError(
+                    f"TOCSIN_METRICS_ALLOWED_NETWORKS: {item.strip()!r} is not a network (e.g. 10.0.0.0/8)"
+                ) from None
+        return tuple(networks)
 
     @cached_property
     def effective_database_url(self) -> str:

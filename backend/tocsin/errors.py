@@ -150,7 +150,13 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _server_error(_: Request, exc: Exception) -> JSONResponse:
+    # Starlette logs the exception after this answer (it re-raises it to the server).
+    return JSONResponse(error_body("internal", "an internal error occurred; it has been logged"), status_code=500)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _server_error)
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

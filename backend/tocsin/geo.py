@@ -21,6 +21,8 @@ import shapely
 from shapely.geometry import Point, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
+from tocsin.geocost import TooIntricate, count_self_crossings
+
 # Bounds on what one alert may carry (CAP sets none; these protect the server and the phones).
 MAX_VERTICES_PER_POLYGON = 100_000  # national boundaries in real feeds reach ~40,000
 MAX_POLYGONS_PER_AREA = 100
@@ -37,11 +39,6 @@ MAX_SELF_CROSSINGS = 100
 # Corners "on one line" are rarely exactly so in floating point: an outline whose area is below this fraction of its
 # squared length is a line (a river corridor 100 km by 100 m has 2.5e-4; a circle 0.08).
 DEGENERATE_AREA_RATIO = 1e-9
-# Checking an outline for crossings looks at the pairs of edges whose boxes overlap: a few per edge for any real
-# outline, all of them for a star. These bound the memory and time of that check (~16 MB a step, ~2 s in all).
-_MAX_EDGE_PAIRS = 4_000_000
-_EDGE_PAIRS_PER_STEP = 1_000_000
-_EXACT_TESTS_PER_STEP = 5_000
 EARTH_KM_PER_DEGREE_LAT = 111.32
 
 
@@ -216,41 +213,6 @@ def count_vertices(rings: Sequence[Sequence[Sequence[float]]], circle_count: int
     return sum(len(ring) for ring in rings) + CIRCLE_SEGMENTS * circle_count
 
 
-def count_self_crossings(rings: Sequence[np.ndarray], limit: int) -> int:
-    """How many pairs of non-adjacent edges of the same closed ring (rings without repeated consecutive points) meet,
-    counted up to just past `limit`. The work is bounded whatever the shapes: it stops past `limit`, and refuses rings
-    whose edges' boxes overlap in more than _MAX_EDGE_PAIRS pairs, within a ring or across rings (GEOS's own validity
-    check would take as long)."""
-    starts = np.concatenate([r[:-1] for r in rings])
-    ends = np.concatenate([r[1:] for r in rings])
-    ring_of = np.concatenate([np.full(len(r) - 1, k) for k, r in enumerate(rings)])
-    position = np.concatenate([np.arange(len(r) - 1) for r in rings])
-    size = np.concatenate([np.full(len(r) - 1, len(r) - 1) for r in rings])
-    edges = shapely.linestrings(np.stack([starts, ends], axis=1))
-    tree = shapely.STRtree(edges)
-    step = max(1, _EDGE_PAIRS_PER_STEP // len(edges))  # one query yields at most step * len(edges) pairs
-    candidates = meetings = 0  # each meeting is seen from both of its edges
-    for start in range(0, len(edges), step):
-        mine, other = tree.query(edges[start : start + step])  # boxes overlap: cheap
-        candidates += len(mine)
-        if candidates > _MAX_EDGE_PAIRS:
-            raise _TooIntricate
-        mine += start
-        gap = np.abs(position[mine] - position[other])
-        apart = (ring_of[mine] == ring_of[other]) & (gap > 1) & (gap < size[mine] - 1)  # not itself, no neighbour
-        mine, other = mine[apart], other[apart]
-        for at in range(0, len(mine), _EXACT_TESTS_PER_STEP):
-            pairs = slice(at, at + _EXACT_TESTS_PER_STEP)
-            meetings += int(np.count_nonzero(shapely.intersects(edges[mine[pairs]], edges[other[pairs]])))
-            if meetings > 2 * limit:
-                return meetings // 2
-    return meetings // 2
-
-
-class _TooIntricate(Exception):
-    pass
-
-
 def _without_repeated_points(ring: Sequence[Sequence[float]]) -> np.ndarray:
     coordinates = np.asarray(ring, dtype=float)
     keep = np.ones(len(coordinates), dtype=bool)
@@ -261,7 +223,7 @@ def _without_repeated_points(ring: Sequence[Sequence[float]]) -> np.ndarray:
 def _crossings(rings: Sequence[np.ndarray], limit: int, field: str) -> int:
     try:
         return count_self_crossings(rings, limit)
-    except _TooIntricate:
+    except TooIntricate:
         raise GeometryError("the polygon is too intricate: too many of its edges overlap one another", field) from None
 
 

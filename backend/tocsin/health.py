@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import socket
 from datetime import UTC, datetime
 from typing import Any
 
+from asyncpg import exceptions as asyncpg_errors  # type: ignore[import-untyped]
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -93,7 +93,7 @@ async def prometheus_metrics(request: Request) -> Response:
 
 
 def _may_read_metrics(settings: Settings, address: str | None) -> bool:
-    networks = [n.strip() for n in settings.metrics_allowed_networks.split(",") if n.strip()]
+    networks = settings.metrics_networks
     if not networks:
         return True
     if address is None:
@@ -102,7 +102,7 @@ def _may_read_metrics(settings: Settings, address: str | None) -> bool:
         client = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(client in ipaddress.ip_network(network, strict=False) for network in networks)
+    return any(client in network for network in networks)
 
 
 async def _check(probe: Any) -> dict[str, Any]:
@@ -178,21 +178,45 @@ async def _refresh_scheduler_gauges(database: Database, leader: SchedulerLeader 
 
 # ---- the database is unreachable: JSON 503 ------------------------------------------------------------------------
 
-# What reaching the database raises when it is down: SQLAlchemy's wrappers, and asyncpg's own connect errors
-# (refused, reset, timed out, name not resolved), which reach us unwrapped. Other OSErrors (files) stay 500s.
+# What reaching the database raises when it is down: SQLAlchemy's wrappers (a lost or refused connection, a pool that
+# cannot hand one out), and asyncpg's connection errors and the OSErrors of its connect (refused, reset, timed out,
+# name not resolved), which reach us unwrapped. An OSError or TimeoutError from anywhere else is a bug: a logged 500.
+DRIVER_PACKAGES = frozenset({"sqlalchemy", "asyncpg", "aiosqlite", "sqlite3"})
 UNREACHABLE = (
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
     sa_exc.TimeoutError,
-    ConnectionError,
-    TimeoutError,
-    socket.gaierror,
+    asyncpg_errors.PostgresConnectionError,
+    asyncpg_errors.CannotConnectNowError,
 )
 
 
+def _raised_by_driver(exc: BaseException) -> bool:
+    """Whether `exc` (or the exception it came from) passed through SQLAlchemy's or a driver's code."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        frame = current.__traceback__
+        while frame is not None:
+            if str(frame.tb_frame.f_globals.get("__name__", "")).split(".")[0] in DRIVER_PACKAGES:
+                return True
+            frame = frame.tb_next
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    if isinstance(exc, UNREACHABLE):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated
+    return isinstance(exc, OSError) and _raised_by_driver(exc)  # TimeoutError, ConnectionError are OSErrors
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> Response:
-    if isinstance(exc, sa_exc.DBAPIError) and not isinstance(exc, UNREACHABLE) and not exc.connection_invalidated:
-        raise exc  # a real bug (constraint, syntax): the server error handler logs it
+    if not database_unreachable(exc):
+        raise exc  # a real bug (constraint, syntax, an unrelated timeout): the server error handler logs it
     unavailable_log.failure(type(exc).__name__, "database unavailable (%s); answering 503", describe(exc))
     return JSONResponse(
         error_body("unavailable", "the database cannot be reached; try again shortly"),
@@ -202,5 +226,5 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
 
 
 def install_unavailable_handlers(app: FastAPI) -> None:
-    for exception in (*UNREACHABLE, sa_exc.DBAPIError):
+    for exception in (*UNREACHABLE, sa_exc.DBAPIError, OSError):
         app.add_exception_handler(exception, _database_unavailable)

@@ -55,6 +55,9 @@ HTTP_REQUEST_SECONDS = Histogram(
 )
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def timed(histogram: Histogram) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
     """Observe how long a coroutine function takes (prometheus_client's own decorator times only until the
     coroutine object is created)."""
@@ -80,7 +83,8 @@ def exposition() -> tuple[bytes, str]:
 
 class RouteMetrics:
     """Counts and times HTTP requests by route template (`/api/v1/alerts/{alert_id}`), never by raw path: raw paths
-    would make one time series per alert id. Requests that match no route count as `unmatched`."""
+    would make one time series per alert id. Requests that match no route count as `unmatched`,
+    methods other than the usual ones as `other`."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -103,5 +107,7 @@ class RouteMetrics:
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = str(scope.get("method", ""))
+            if method not in KNOWN_METHODS:  # the client chooses it: one series per invented method would never end
+                method = "other"
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_REQUEST_SECONDS.labels(method, route).observe(time.perf_counter() - started)

@@ -3,17 +3,25 @@ token expires, and exercise reports kept away from it. Real uvicorn server, real
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import httpx
 import jwt
 import websockets
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, free_port, make_settings
 from tests.realtime.operators import bearer, closed_with, nothing_more, open_feed, read_events
 from tests.realtime.test_triage import body, post
+from tests.waiting import wait_until
 from tocsin.auth.schemas import Role
 from tocsin.auth.tokens import ALGORITHM, AUDIENCE
+from tocsin.main import create_app
 from tocsin.models import Device, Exercise
 
 
@@ -74,6 +82,54 @@ class TestCursor:
         assert [e["seq"] for e in replayed] == [seen["seq"] + 1, seen["seq"] + 2, seen["seq"] + 3]
         assert welcome["seq"] == seen["seq"] + 3
         assert (after["report"]["id"], after["seq"], rest) == (live_one, seen["seq"] + 4, [])
+
+    async def test_a_console_from_a_worker_further_along_gets_each_later_event_once(
+        self, live: LiveServer, database_url: str, tmp_path: Path
+    ) -> None:
+        olga = await live.user("olga", Role.operator)
+        # Worker B hears only its own bus and polls the database rarely: it stays behind worker A (`live`).
+        async with second_worker(database_url, tmp_path, realtime_poll_seconds=60) as behind:
+            await post(behind, body(11.88, 44.29, text="b sets its cursor"))
+            on_a, _ = await open_feed(live.ws_url, token_of(olga))
+            await post(live, body(11.88, 44.29, text="a1"), body(11.88, 44.29, text="a2"))
+            seen_on_a = await read_events(on_a, 2)
+            await on_a.close()
+            since = seen_on_a[-1]["seq"]
+            on_b, welcome = await open_feed(behind.ws_url, token_of(olga), since=since)
+            (later,) = await post(behind, body(11.88, 44.29, text="b2"))
+            (event,) = await read_events(on_b, 1)
+            rest = await nothing_more(on_b)
+            await on_b.close()
+        assert (event["report"]["id"], event["seq"], rest) == (later, since + 1, [])
+        assert welcome["seq"] == since
+
+    async def test_a_since_beyond_a_row_id_is_refused_with_a_reason(self, live: LiveServer) -> None:
+        token = token_of(await live.user("olga", Role.operator))
+        for since in (2**31, 2**62 - 1):
+            async with websockets.connect(
+                f"{live.ws_url}/ws/operator?since={since}", additional_headers=bearer(token)
+            ) as feed:
+                code, reason = await closed_with(feed)
+            assert (code, "since" in reason) == (1008, True)
+
+
+@asynccontextmanager
+async def second_worker(database_url: str, tmp_path: Path, **overrides: Any) -> AsyncIterator[LiveServer]:
+    """Another uvicorn worker on the same database, with its own in-process bus."""
+    import uvicorn
+
+    port = free_port()
+    app = create_app(make_settings(database_url, tmp_path / "worker-b", **overrides), migrate_on_start=False)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    await wait_until(lambda: server.started or task.done(), what="worker B to start", seconds=30)
+    assert not task.done(), "worker B did not start"
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            yield LiveServer(app=app, client=client, ws_url=f"ws://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        await task
 
 
 async def _exercise_device(live: LiveServer) -> str:

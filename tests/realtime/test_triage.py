@@ -174,3 +174,24 @@ class TestOperatorFeed:
         await post(harness, body(11.88, 44.29))
         async with harness.database.sessions() as session:
             assert await service.purge(session, older_than=timedelta(days=30)) == (0, 0)
+
+    async def test_purge_deletes_old_feed_entries_but_keeps_the_numbering(self, harness: Harness) -> None:
+        from datetime import timedelta
+
+        from sqlalchemy import select
+
+        from tocsin.models import OperatorEvent
+
+        await post(harness, body(11.88, 44.29))
+        await post(harness, body(11.89, 44.29))
+        async with harness.database.sessions() as session:
+            before = list((await session.execute(select(OperatorEvent.seq))).scalars())
+            assert len(before) == 2
+            await service.purge(session, older_than=timedelta(days=30), now=datetime.now(UTC) + timedelta(days=31))
+            await session.commit()
+            kept = list((await session.execute(select(OperatorEvent.seq))).scalars())
+        assert kept == [max(before)]  # only the newest stays, so the next event is numbered after it
+        await post(harness, body(11.90, 44.29))
+        async with harness.database.sessions() as session:
+            after = sorted((await session.execute(select(OperatorEvent.seq))).scalars())
+        assert after == [max(before), max(before) + 1]

@@ -95,6 +95,10 @@ class OperatorFeed:
         async with self.database.sessions() as session:
             return await feed.events_after(session, seq, limit=limit)
 
+    async def _latest(self) -> int:
+        async with self.database.sessions() as session:
+            return await feed.latest(session)
+
     async def _start_cursor(self) -> int:
         if self.cursor is None:
             async with self.database.sessions() as session:
@@ -135,8 +139,13 @@ class OperatorFeed:
         """Welcome the console, replay what it missed after `since`, then keep it on the live feed."""
         async with self.lock:
             cursor = await self._start_cursor()
-            self._put(console, protocol.encode_operator({**welcome, "seq": cursor}))
-            console.last_seq = cursor
+            start = cursor
+            if since is not None and since > cursor:
+                # The console comes from a worker further along: what it has seen is not sent again when this worker
+                # catches up. A number past every event (another database) counts as the latest one.
+                start = min(since, await self._latest())
+            self._put(console, protocol.encode_operator({**welcome, "seq": start}))
+            console.last_seq = start
             if since is not None and since < cursor:
                 missed = await self._read_after(since, REPLAY_LIMIT + 1)
                 if len(missed) > REPLAY_LIMIT:

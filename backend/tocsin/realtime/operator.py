@@ -16,16 +16,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import TypeAdapter, ValidationError
 
 from tocsin.auth import service as users
 from tocsin.auth.tokens import TokenClaims, read_token
 from tocsin.realtime import protocol
 from tocsin.realtime.feed import Console, OperatorFeed, refusal
 from tocsin.realtime.runtime import Realtime
+from tocsin.types import DB_ID_MAX, Cursor
 
 router = APIRouter()
 AUTH_SECONDS = 5.0
 MAX_MESSAGE = 8_192
+CURSOR: TypeAdapter[int] = TypeAdapter(Cursor)
 
 
 class Refused(Exception):
@@ -47,11 +50,12 @@ def _parse(text: str) -> dict[str, Any] | None:
 def _cursor(value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit() and len(value) < 19:
+    if isinstance(value, str) and value.isdigit() and len(value) <= len(str(DB_ID_MAX)):
         value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**62:
-        return value
-    raise Refused("since must be the seq of the last event received (an integer >= 0)")
+    try:
+        return CURSOR.validate_python(value, strict=True)
+    except ValidationError:
+        raise Refused(f"since must be the seq of the last event received (0..{DB_ID_MAX})") from None
 
 
 async def _credentials(websocket: WebSocket) -> tuple[str, int | None]:

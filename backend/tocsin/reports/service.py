@@ -18,7 +18,7 @@ from tocsin import backend, geo
 from tocsin.audit import service as audit
 from tocsin.errors import InvalidInput, NotFound
 from tocsin.exercises import clock as exercise_clock
-from tocsin.models import AlertDelivery, AlertResponse, Device, Exercise, Incident, Report, User
+from tocsin.models import AlertDelivery, AlertResponse, Device, Exercise, Incident, OperatorEvent, Report, User
 from tocsin.reports import feed
 from tocsin.reports.schemas import (
     ClusterOut,
@@ -304,6 +304,9 @@ async def purge(session: AsyncSession, *, older_than: timedelta, now: datetime |
     await session.execute(delete(AlertResponse).where(answered < cutoff))
     # Which device an alert was meant for says roughly where the device was: the same retention.
     await session.execute(delete(AlertDelivery).where(AlertDelivery.targeted_at < cutoff))
+    # The operator feed's old entries too, except the newest: the next number is counted from it (reports/feed.py).
+    newest = select(func.max(OperatorEvent.seq)).scalar_subquery()
+    await session.execute(delete(OperatorEvent).where(OperatorEvent.created_at < cutoff, OperatorEvent.seq < newest))
     return int(getattr(reports, "rowcount", 0) or 0), int(getattr(devices, "rowcount", 0) or 0)
 
 
