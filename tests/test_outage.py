@@ -227,3 +227,38 @@ class TestUnrelatedErrors:
                 healthy = await client.get("/healthz")
         assert healthy.status_code == 200  # the database itself was reachable all along
         assert not [r for r in caplog.records if "database unavailable" in r.getMessage()]
+
+
+class TestWhatCountsAsUnreachable:
+    """What asyncpg raises while PostgreSQL starts or stops reaches the routes wrapped in a plain DBAPIError (seen in
+    benchmarks/faults.py as 500s during a restart): it is an outage (503), while a real SQL error is not."""
+
+    @staticmethod
+    def _wrapped(cause: BaseException) -> Exception:
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            try:
+                raise cause
+            except BaseException as driver_error:
+                raise DBAPIError("SELECT 1", None, driver_error) from driver_error
+        except DBAPIError as wrapped:
+            return wrapped
+
+    def test_a_server_starting_up_or_shutting_down_is_unreachable(self) -> None:
+        from asyncpg import exceptions as asyncpg_errors  # type: ignore[import-untyped]
+
+        from tocsin.health import database_unreachable
+
+        for cause in (
+            asyncpg_errors.CannotConnectNowError("the database system is starting up"),
+            asyncpg_errors.AdminShutdownError("terminating connection due to administrator command"),
+        ):
+            assert database_unreachable(self._wrapped(cause)), cause
+
+    def test_a_real_sql_error_is_not_an_outage(self) -> None:
+        from asyncpg import exceptions as asyncpg_errors
+
+        from tocsin.health import database_unreachable
+
+        assert not database_unreachable(self._wrapped(asyncpg_errors.UniqueViolationError("duplicate key")))

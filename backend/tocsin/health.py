@@ -187,7 +187,7 @@ UNREACHABLE = (
     sa_exc.InterfaceError,
     sa_exc.TimeoutError,
     asyncpg_errors.PostgresConnectionError,
-    asyncpg_errors.CannotConnectNowError,
+    asyncpg_errors.OperatorInterventionError,  # starting up, shutting down, terminated by an administrator
 )
 
 
@@ -206,11 +206,24 @@ def _raised_by_driver(exc: BaseException) -> bool:
     return False
 
 
+def _causes(exc: BaseException | None) -> list[BaseException]:
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
 def database_unreachable(exc: BaseException) -> bool:
     if isinstance(exc, UNREACHABLE):
         return True
     if isinstance(exc, sa_exc.DBAPIError):
-        return exc.connection_invalidated
+        # SQLAlchemy wraps what asyncpg raised while connecting ("the database system is starting up") in a plain
+        # DBAPIError: look at what it came from.
+        return exc.connection_invalidated or any(
+            isinstance(cause, UNREACHABLE) or (isinstance(cause, OSError) and _raised_by_driver(cause))
+            for cause in _causes(exc.orig)
+        )
     return isinstance(exc, OSError) and _raised_by_driver(exc)  # TimeoutError, ConnectionError are OSErrors
 
 
