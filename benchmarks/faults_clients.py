@@ -176,19 +176,22 @@ class Device:
 @dataclass
 class OperatorFeed:
     """`/ws/operator`: records which reports it was told about and when it was connected. Authenticates with an
-    `Authorization: Bearer` header (the server refuses a token in the URL)."""
+    `Authorization: Bearer` header (the server refuses a token in the URL) and resumes after a reconnect from the
+    last `seq` it saw (`?since=`), as a console does."""
 
     name: str
     url: str
     seen: dict[str, float] = field(default_factory=dict)  # report client id -> when
     intervals: list[list[float]] = field(default_factory=list)  # [connected at, disconnected at]
+    last_seq: int | None = None
 
     async def run(self, staff: Staff, stop: asyncio.Event) -> None:
         while not stop.is_set():
             token = await staff.token("operator")
             headers = {"Authorization": f"Bearer {token}"}
             try:
-                async with connect(self.url, additional_headers=headers, open_timeout=OPEN_TIMEOUT_SECONDS) as ws:
+                url = self.url if self.last_seq is None else f"{self.url}?since={self.last_seq}"
+                async with connect(url, additional_headers=headers, open_timeout=OPEN_TIMEOUT_SECONDS) as ws:
                     await self._follow(ws, stop)
             except (OSError, TimeoutError, WebSocketException):
                 pass
@@ -198,12 +201,16 @@ class OperatorFeed:
         welcome = json.loads(await asyncio.wait_for(ws.recv(), timeout=OPEN_TIMEOUT_SECONDS))
         if welcome.get("type") != "welcome":
             return
+        if self.last_seq is None and isinstance(welcome.get("seq"), int):
+            self.last_seq = welcome["seq"]
         interval = [time.time(), time.time()]
         self.intervals.append(interval)
         closer = asyncio.create_task(Device._close_on(stop, ws))
         try:
             async for raw in ws:
                 message = json.loads(raw)
+                if isinstance(message.get("seq"), int):
+                    self.last_seq = max(self.last_seq or 0, message["seq"])
                 if message.get("type") == "report_new":
                     self.seen.setdefault(str(message["report"]["client_id"]), time.time())
         except ConnectionClosed:
