@@ -85,6 +85,20 @@ def _set_once(column: str) -> Any:
     )
 
 
+class _Index:
+    """alert -> device ids of one list of notes, extended as the list grows (answers look here, not the fan-out)."""
+
+    def __init__(self, noted: Noted) -> None:
+        self.noted = noted
+        self.count = 0
+        self.devices: dict[uuid.UUID, set[str]] = {}
+
+    def catch_up(self) -> None:
+        for alert_id, device_ids, _ in self.noted[self.count :]:
+            self.devices.setdefault(alert_id, set()).update(device_ids)
+        self.count = len(self.noted)
+
+
 class DeliveryRecorder:
     """This worker's deliveries not yet in the database, written in the background."""
 
@@ -95,8 +109,7 @@ class DeliveryRecorder:
         self.written: Noted = []
         self.received: Noted = []
         self.in_flight: Noted = []  # being written right now
-        self._noted_index: dict[uuid.UUID, set[str]] = {}  # built on demand by `noted`
-        self._indexed: tuple[int, int] = (0, 0)  # (id of the list indexed, how many of its entries)
+        self._indexes: list[_Index] = []  # for `noted`: of `targeted` and `in_flight`, built on demand
         self.log = ThrottledLog(log, level=logging.WARNING)  # once per outage, not every half second
         self.flushing = asyncio.Lock()
         self.task: asyncio.Task[None] | None = None
@@ -114,14 +127,13 @@ class DeliveryRecorder:
 
     def noted(self, alert_id: uuid.UUID, device_id: str) -> bool:
         """Meant for this device on this worker and not yet flushed (the database does not know it yet)."""
-        if any(device_id in devices for a, devices, _ in self.in_flight if a == alert_id):
-            return True
-        if self._indexed[0] != id(self.targeted):  # flushed since: start a new index
-            self._noted_index, self._indexed = {}, (id(self.targeted), 0)
-        for noted_alert, devices, _ in self.targeted[self._indexed[1] :]:
-            self._noted_index.setdefault(noted_alert, set()).update(devices)
-        self._indexed = (id(self.targeted), len(self.targeted))
-        return device_id in self._noted_index.get(alert_id, ())
+        self._indexes = [self._index_of(self.targeted), self._index_of(self.in_flight)]
+        return any(device_id in index.devices.get(alert_id, ()) for index in self._indexes)
+
+    def _index_of(self, noted: Noted) -> _Index:
+        index = next((index for index in self._indexes if index.noted is noted), None) or _Index(noted)
+        index.catch_up()
+        return index
 
     # ---- writing -----------------------------------------------------------------------------------------------
 
@@ -139,7 +151,8 @@ class DeliveryRecorder:
                 self.log.failure(
                     "write", "could not write deliveries (%s); keeping them for the next try", type(exc).__name__
                 )
-                self.targeted[:0], self.written[:0], self.received[:0] = targeted, written, received
+                self.targeted = targeted + self.targeted  # new lists: `noted` indexes them afresh
+                self.written, self.received = written + self.written, received + self.received
             finally:
                 self.in_flight = []
 
