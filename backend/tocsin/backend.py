@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -201,18 +201,32 @@ def area_covers_point_sql(
     return and_(min_lon <= lon, max_lon >= lon, min_lat <= lat, max_lat >= lat)
 
 
-def upsert(table: Any, values: dict[str, Any], dialect_name: str, *, key: str) -> Any:
-    """INSERT ... ON CONFLICT (key) DO UPDATE SET the other columns, in the dialect's own syntax."""
+def upsert(
+    table: Any,
+    values: dict[str, Any] | None,
+    dialect_name: str,
+    *,
+    key: str | Sequence[str],
+    set_: Callable[[Any], dict[str, Any]] | None = None,
+) -> Any:
+    """INSERT ... ON CONFLICT (key) DO UPDATE SET the other columns, in the dialect's own syntax. `values` None: the
+    rows come at execute time (executemany). `set_(excluded)` gives the SET clause instead."""
     if is_postgres(dialect_name):
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        statement: Any = pg_insert(table).values(**values)
+        statement: Any = pg_insert(table)
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        statement = sqlite_insert(table).values(**values)
-    changes = {column: statement.excluded[column] for column in values if column != key}
-    return statement.on_conflict_do_update(index_elements=[key], set_=changes)
+        statement = sqlite_insert(table)
+    if values is not None:
+        statement = statement.values(**values)
+    keys = [key] if isinstance(key, str) else list(key)
+    if set_ is not None:
+        changes = set_(statement.excluded)
+    else:
+        changes = {column: statement.excluded[column] for column in values or {} if column not in keys}
+    return statement.on_conflict_do_update(index_elements=keys, set_=changes)
 
 
 def insert_ignoring_duplicates(table: Any, dialect_name: str) -> Any:

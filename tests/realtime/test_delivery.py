@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,28 +17,24 @@ import httpx
 import pytest
 import websockets
 from asgi_lifespan import LifespanManager
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from tests.alerts.factories import INSIDE_FAENZA, OUTSIDE, alert_body, info
 from tests.alerts.test_lifecycle import approved_and_issued, draft
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import LiveServer, free_port, make_settings
 from tests.realtime.wsclient import Citizen
+from tests.waiting import wait_until
 from tocsin.auth.schemas import Role
 from tocsin.db import Database, open_database
 from tocsin.main import create_app
 from tocsin.models import AlertDelivery, AlertResponse
 from tocsin.realtime import devices
+from tocsin.realtime.counters import CHUNK_ROWS, DeliveryRecorder
+from tocsin.realtime.protocol import Hello
 from tocsin.reports import service as reports
 
 INSIDE = {"lon": INSIDE_FAENZA[0], "lat": INSIDE_FAENZA[1]}
 FAR = {"lon": OUTSIDE[0], "lat": OUTSIDE[1]}
-
-
-async def until(condition: Callable[[], Awaitable[bool]], what: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not await condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def approved(h: LiveServer, body: dict[str, Any] | None = None) -> str:
@@ -112,7 +107,7 @@ class TestAnAlertThatCannotBeReadIsNotSkipped:
             await execute(database_url, "ALTER TABLE alert_areas RENAME TO alert_areas_away")
             try:
                 await issue(live, first_id)
-                await until(warnings.seen, "the dispatcher to fail reading the alert")
+                await wait_until(warnings.seen, what="the dispatcher to fail reading the alert", seconds=20)
             finally:
                 await execute(database_url, "ALTER TABLE alert_areas_away RENAME TO alert_areas")
         following = await approved_and_issued(live, alert_body(info=[info(headline="the next")]))
@@ -154,7 +149,7 @@ class TestAnAlertThatCannotBeReadIsNotSkipped:
                         waiting[:] = [int(pid) for (pid,) in rows]
                     return bool(waiting)
 
-                await until(reader_waits, "the worker to wait for the alert's area")
+                await wait_until(reader_waits, what="the worker to wait for the alert's area", seconds=20)
                 async with holder.engine.connect() as killer:
                     for pid in waiting:
                         await killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
@@ -166,6 +161,26 @@ class TestAnAlertThatCannotBeReadIsNotSkipped:
             got = await alerts_until(citizen, following["id"])
             assert [alert_id for alert_id, _ in got] == [first_id, following["id"]]
             await citizen.close()
+
+
+@asynccontextmanager
+async def second_worker(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
+    """Another worker on the same database that looks for new alerts only once a minute; yields its WebSocket URL."""
+    import uvicorn
+
+    port = free_port()
+    settings = make_settings(database_url, tmp_path / "worker-b", realtime_poll_seconds=60)
+    app = create_app(settings, migrate_on_start=False)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    await wait_until(lambda: server.started or task.done(), what="the second worker to start", seconds=30)
+    assert not task.done(), "the second worker did not start"
+    try:
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 async def counts(h: LiveServer, alert_id: str) -> dict[str, Any]:
@@ -207,7 +222,7 @@ class TestReach:
             got = await counts(live, alert["id"])
             return {k: got[k] for k in expected} == expected
 
-        await until(settled, f"counts {expected}")
+        await wait_until(settled, what=f"counts {expected}", seconds=20)
         for citizen in (live_device, silent, far, late, back):
             await citizen.close()
         # Another worker on the same database (or this one restarted): nothing of the counts lived in memory.
@@ -290,3 +305,115 @@ class TestAnswers:
             await citizen.close()
         again, _ = await Citizen.connect(live.ws_url, device_id="bounded-0-device")  # known devices still connect
         await again.close()
+
+
+class TestAnswersBeforeTheDeliveryIsWritten:
+    async def test_a_device_that_may_have_the_alert_is_heard_and_counted_once(self, live: LiveServer) -> None:
+        """The alert went out from another worker that has not written the delivery yet: the answer is taken and
+        the delivery row written with it; a device the alert cannot have been sent to is still refused."""
+        alert = await approved_and_issued(live)
+        alert_id = uuid.UUID(alert["id"])
+        for device_id in ("moved-here", "never-sent"):
+            async with live.database.sessions() as session:
+                await devices.remember(session, Hello(type="hello", device_id=device_id))
+                await session.commit()
+
+        async def answer(device_id: str, *, may_have: bool) -> None:
+            async with live.database.sessions() as session:
+                await devices.respond(
+                    session, alert_id=alert_id, device_id=device_id, checkin="safe", may_have=may_have
+                )
+                await session.commit()
+
+        await asyncio.gather(*(answer("moved-here", may_have=True) for _ in range(4)))
+        with pytest.raises(devices.NotDelivered):
+            await answer("never-sent", may_have=False)
+        got = await counts(live, alert["id"])
+        assert (got["in_area"], got["acknowledged"], got["safe"]) == (1, 1, 1)
+
+    async def test_a_worker_that_has_not_sent_it_yet_takes_answers_and_receipts_from_its_area(
+        self, live: LiveServer, database_url: str, tmp_path: Path
+    ) -> None:
+        """Worker B reads new alerts once a minute, so it has neither sent nor noted the alert that worker A issued;
+        a device in the area answering B (it got the alert on A a moment ago) is heard, one outside is not."""
+        async with second_worker(database_url, tmp_path) as ws_url:
+            inside, _ = await Citizen.connect(ws_url, location=INSIDE)
+            far, _ = await Citizen.connect(ws_url, location=FAR)
+            alert = await approved_and_issued(live)
+            await inside.send({"type": "received", "id": "r", "alert_ids": [alert["id"]]})
+            await inside.send({"type": "checkin", "id": "c", "alert_id": alert["id"], "status": "need_help"})
+            assert [(await inside.receive_type("ack"))["id"] for _ in range(2)] == ["r", "c"]
+            await far.send({"type": "ack_alert", "id": "x", "alert_id": alert["id"]})
+            assert (await far.receive_type("error"))["code"] == "not_delivered"
+            expected = {"in_area": 1, "delivered": 0, "received": 1, "acknowledged": 1, "need_help": 1}
+
+            async def settled() -> bool:
+                got = await counts(live, alert["id"])
+                return {k: got[k] for k in expected} == expected
+
+            await wait_until(settled, what=f"counts {expected}", seconds=20)
+            for citizen in (inside, far):
+                await citizen.close()
+
+
+class TestASnapshotThatFails:
+    async def test_after_a_move_the_device_is_told_to_reconnect(self, live: LiveServer, database_url: str) -> None:
+        """A failed read of the active alerts after a move must not leave the device holding live alerts unsent."""
+        await approved_and_issued(live)
+        citizen, _ = await Citizen.connect(live.ws_url, location=FAR)
+        dispatcher = live.app.state.realtime.dispatcher
+        await wait_until(lambda: not dispatcher._active_fresh(), what="the cached active alerts to go stale")
+        await execute(database_url, "ALTER TABLE alert_events RENAME TO alert_events_away")
+        try:
+            await citizen.send({"type": "location", "id": "move", "location": INSIDE})
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await citizen.nothing_for(10)  # until the close (without it: the internal error, then silence)
+        finally:
+            await execute(database_url, "ALTER TABLE alert_events_away RENAME TO alert_events")
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1013
+
+
+class TestWritingDeliveries:
+    async def test_a_big_fan_out_is_written_in_chunks_with_its_earliest_times(self, live: LiveServer) -> None:
+        """Each statement carries at most CHUNK_ROWS rows (one transaction each, the loop gets a turn between them);
+        a device noted twice stays one row with its earliest times, and late writes/receipts fill in."""
+        alert_id = uuid.UUID((await approved_and_issued(live))["id"])
+        recorder = DeliveryRecorder(live.database)
+        devices_ = [f"chunk-{i:05d}" for i in range(2 * CHUNK_ROWS + 10)]
+        early, late = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+        recorder.target(alert_id, devices_[CHUNK_ROWS:], at=late)
+        recorder.target(alert_id, devices_[: CHUNK_ROWS + 5], at=early)
+        recorder.wrote(alert_id, devices_[:3], at=late)
+        recorder.wrote(alert_id, devices_[:1], at=early)
+        assert recorder.noted(alert_id, devices_[-1])
+        assert not recorder.noted(alert_id, "chunk-other")
+        sizes: list[int] = []
+
+        def count_rows(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool) -> None:
+            if "alert_deliveries" in statement:
+                sizes.append(len(parameters) if many else 1)
+
+        engine = live.database.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", count_rows)
+        try:
+            await recorder.flush()
+            recorder.receive(alert_id, devices_[0])  # after its row exists: a later receipt
+            await recorder.flush()
+        finally:
+            event.remove(engine, "before_cursor_execute", count_rows)
+        assert len(sizes) >= 4
+        assert max(sizes) <= CHUNK_ROWS
+        async with live.database.sessions() as session:
+            rows = {
+                row.device_id: row
+                for row in (await session.execute(select(AlertDelivery).where(AlertDelivery.alert_id == alert_id)))
+                .scalars()
+                .all()
+            }
+        assert sorted(rows) == devices_
+        assert rows[devices_[CHUNK_ROWS]].targeted_at == early  # noted late, then early: the earliest wins
+        assert rows[devices_[-1]].targeted_at == late
+        assert [rows[d].written_at for d in devices_[:3]] == [early, late, late]
+        assert rows[devices_[0]].received_at is not None
+        assert rows[devices_[1]].received_at is None

@@ -5,7 +5,6 @@ resend is in the database once."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +16,7 @@ from sqlalchemy import func, select, text
 from tests.alerts.factories import INSIDE_FAENZA
 from tests.conftest import LiveServer
 from tests.realtime.wsclient import Citizen
+from tests.waiting import wait_until
 from tocsin.db import open_database
 from tocsin.models import Report
 
@@ -129,18 +129,18 @@ class TestGroupCommit:
             async with holder.engine.connect() as lock:
                 await lock.execute(text("SELECT pg_advisory_lock(4242)"))
                 await citizen.send(body)
-                deadline = time.monotonic() + 20
                 async with holder.engine.connect() as probe:
-                    while not (
-                        await probe.execute(
+
+                    async def writer_inside_commit() -> bool:  # waiting for our advisory lock
+                        waiting = await probe.execute(
                             text(
                                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                                 "AND wait_event = 'advisory' AND pid <> pg_backend_pid()"
                             )
                         )
-                    ).scalar():
-                        assert time.monotonic() < deadline, "the writer never reached its COMMIT"
-                        await asyncio.sleep(0.05)  # the writer is inside COMMIT, waiting for the lock
+                        return bool(waiting.scalar())
+
+                    await wait_until(writer_inside_commit, what="the writer to reach its COMMIT", seconds=20)
                 assert await citizen.nothing_for(0.5) == []
                 assert await stored(live) == []
                 await lock.execute(text("SELECT pg_advisory_unlock(4242)"))

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -274,7 +275,13 @@ class CitizenSession:
         """After a location or places change: the snapshot first, then whatever was fanned out meanwhile."""
         assert self.client is not None
         upto = self.realtime.hub.last_seq
-        await self.client.put(*await self.realtime.dispatcher.snapshot(self.client, upto))
+        try:
+            await self.client.put(*await self.realtime.dispatcher.snapshot(self.client, upto))
+        except Exception as exc:  # as in _start: held alerts must not pile up unsent; reconnecting replays them
+            log.warning("snapshot after a move failed (%s); asking the device to reconnect", type(exc).__name__)
+            self.client.held = None
+            await self._close_after_sending(CLOSE_TRY_AGAIN_LATER)
+            return
         await self._release_held(upto)
 
     async def _handle_text(self, text: str) -> None:
@@ -352,6 +359,8 @@ class CitizenSession:
             await self._respond(message)
         elif isinstance(message, Received):
             for alert_id in message.alert_ids:
+                if not realtime.deliveries.noted(alert_id, device.device_id) and await self._may_have(alert_id):
+                    realtime.deliveries.target(alert_id, (device.device_id,))  # its row may not be written yet
                 realtime.deliveries.receive(alert_id, device.device_id)
             await self._ack(message.id)
         elif isinstance(message, ReportIn):
@@ -387,11 +396,22 @@ class CitizenSession:
             await session.commit()
         await self._ack(message.id)
 
+    async def _may_have(self, alert_id: uuid.UUID) -> bool:
+        """The alert is live and applies to this device where it is now, so it was or is being sent to it, perhaps by
+        another worker that has not written the delivery down yet (the device moved here within its flush interval,
+        or that worker cannot reach the database). The same rules as the fan-out, exercise isolation included."""
+        assert self.client is not None
+        device = self.client.device
+        alert = await self.realtime.dispatcher.active_alert(alert_id)
+        return alert is not None and device.wants(alert) and device.inside(alert.geometry)
+
     async def _respond(self, message: AckAlert | CheckIn) -> None:
-        """An answer counts once per device, and only from a device the alert was sent to (which also keeps
-        exercise devices and public devices out of each other's alerts)."""
+        """An answer counts once per device, and only from a device the alert was sent to or may have been sent to
+        (which also keeps exercise devices and public devices out of each other's alerts)."""
         assert self.client is not None
         device_id = self.client.device.device_id
+        sent_here = self.realtime.deliveries.noted(message.alert_id, device_id)
+        may_have = not sent_here and await self._may_have(message.alert_id)
         try:
             async with self.realtime.database.sessions() as session:
                 await devices.respond(
@@ -400,7 +420,8 @@ class CitizenSession:
                     device_id=device_id,
                     checkin=message.status if isinstance(message, CheckIn) else None,
                     location=message.location if isinstance(message, CheckIn) else None,
-                    sent_here=self.realtime.deliveries.noted(message.alert_id, device_id),
+                    sent_here=sent_here,
+                    may_have=may_have,
                 )
                 await session.commit()
         except devices.UnknownAlert:

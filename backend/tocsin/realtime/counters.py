@@ -1,10 +1,12 @@
 """Reach per alert, kept in the database: which devices an alert was meant for, written to, and received by.
 
-The fan-out never awaits the database. The hub and the connections note deliveries in memory (a dict entry per
-device) and a background task writes them every half second in one transaction: an upsert keyed by (alert, device),
-so a device that gets an alert again (in a snapshot after a move, on replay after a reconnect) stays one row and its
-earliest times are kept. Counts are read from the database, so they add up over workers and survive a Redis flush or
-a restart. Acknowledgements and check-ins are the stored answers (alert_responses).
+The fan-out never awaits the database and does no work per device here: the hub notes the matched device ids once
+per alert (one list), and a background task writes them every half second, in chunks of CHUNK_ROWS rows, each its own
+transaction, yielding to the event loop between them (so neither the loop nor SQLite's one writer is held for a
+whole fan-out). Each chunk is an upsert keyed by (alert, device), so a device that gets an alert again (in a snapshot
+after a move, on replay after a reconnect) stays one row and its earliest times are kept. Counts are read from the
+database, so they add up over workers and survive a Redis flush or a restart. Acknowledgements and check-ins are the
+stored answers (alert_responses).
 """
 
 from __future__ import annotations
@@ -13,60 +15,68 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin import backend
 from tocsin.db import Database
 from tocsin.models import AlertDelivery, AlertResponse
+from tocsin.resilience import ThrottledLog
 
 log = logging.getLogger(__name__)
 
 # in_area: devices the alert was meant for (in its area and wanting it: live, in a snapshot or on replay);
 # delivered: written to the device's socket; received: the device said it received it (`received` message).
 FIELDS = ("in_area", "delivered", "received", "acknowledged", "safe", "need_help")
+CHUNK_ROWS = 2_000  # rows per statement and transaction
 
-Noted = dict[uuid.UUID, dict[str, datetime]]  # alert -> device -> when
-
-
-def _note(into: Noted, alert_id: uuid.UUID, device_ids: Iterable[str], at: datetime) -> None:
-    devices = into.get(alert_id)
-    if devices is None:
-        devices = into[alert_id] = {}
-    for device_id in device_ids:
-        devices.setdefault(device_id, at)  # the earliest time wins
+Noted = list[tuple[uuid.UUID, Sequence[str], datetime]]  # (alert, devices, when), in the order noted
+Key = tuple[uuid.UUID, str]
 
 
-def _merge_back(into: Noted, older: Noted) -> None:
-    for alert_id, devices in older.items():
-        for device_id, at in devices.items():
-            _note(into, alert_id, (device_id,), at)
+async def _earliest(noted: Noted) -> dict[Key, datetime]:
+    """(alert, device) -> its earliest time, yielding to the loop every CHUNK_ROWS devices."""
+    earliest: dict[Key, datetime] = {}
+    done = 0
+    for alert_id, device_ids, at in noted:
+        for device_id in device_ids:
+            key = (alert_id, device_id)
+            known = earliest.get(key)
+            if known is None or at < known:
+                earliest[key] = at
+        done += len(device_ids)
+        if done >= CHUNK_ROWS:
+            done = 0
+            await asyncio.sleep(0)
+    return earliest
 
 
-def _copy(noted: Noted) -> Noted:
-    return {alert_id: dict(devices) for alert_id, devices in noted.items()}
+def _chunks(keys: list[Key]) -> Iterator[list[Key]]:
+    for start in range(0, len(keys), CHUNK_ROWS):
+        yield keys[start : start + CHUNK_ROWS]
 
 
 def _upsert(dialect_name: str) -> Any:
     table: Any = AlertDelivery.__table__
-    statement: Any = postgresql.insert(table) if backend.is_postgres(dialect_name) else sqlite.insert(table)
-    return statement.on_conflict_do_update(
-        index_elements=["alert_id", "device_id"],
-        set_={
-            "written_at": func.coalesce(table.c.written_at, statement.excluded.written_at),
-            "received_at": func.coalesce(table.c.received_at, statement.excluded.received_at),
+    return backend.upsert(
+        table,
+        None,
+        dialect_name,
+        key=("alert_id", "device_id"),
+        set_=lambda excluded: {
+            "written_at": func.coalesce(table.c.written_at, excluded.written_at),
+            "received_at": func.coalesce(table.c.received_at, excluded.received_at),
         },
     )
 
 
 def _set_once(column: str) -> Any:
     """UPDATE of one time column where it is still empty; never creates a row (a receipt for an alert the device
-    was not sent is ignored)."""
+    was not sent is ignored: citizen.py notes it as targeted first when the device may have it)."""
     table: Any = AlertDelivery.__table__
     return (
         update(table)
@@ -75,34 +85,55 @@ def _set_once(column: str) -> Any:
     )
 
 
+class _Index:
+    """alert -> device ids of one list of notes, extended as the list grows (answers look here, not the fan-out)."""
+
+    def __init__(self, noted: Noted) -> None:
+        self.noted = noted
+        self.count = 0
+        self.devices: dict[uuid.UUID, set[str]] = {}
+
+    def catch_up(self) -> None:
+        for alert_id, device_ids, _ in self.noted[self.count :]:
+            self.devices.setdefault(alert_id, set()).update(device_ids)
+        self.count = len(self.noted)
+
+
 class DeliveryRecorder:
     """This worker's deliveries not yet in the database, written in the background."""
 
     def __init__(self, database: Database, interval: float = 0.5) -> None:
         self.database = database
         self.interval = interval
-        self.targeted: Noted = {}
-        self.written: Noted = {}
-        self.received: Noted = {}
-        self.in_flight: Noted = {}  # being written right now
-        self.failing = False  # warn once per outage, not every half second
+        self.targeted: Noted = []
+        self.written: Noted = []
+        self.received: Noted = []
+        self.in_flight: Noted = []  # being written right now
+        self._indexes: list[_Index] = []  # for `noted`: of `targeted` and `in_flight`, built on demand
+        self.log = ThrottledLog(log, level=logging.WARNING)  # once per outage, not every half second
         self.flushing = asyncio.Lock()
         self.task: asyncio.Task[None] | None = None
 
-    # ---- noting: synchronous, no I/O ---------------------------------------------------------------------------
+    # ---- noting: synchronous, no I/O, nothing per device -------------------------------------------------------
 
-    def target(self, alert_id: uuid.UUID, device_ids: Iterable[str], at: datetime | None = None) -> None:
-        _note(self.targeted, alert_id, device_ids, at or datetime.now(UTC))
+    def target(self, alert_id: uuid.UUID, device_ids: Sequence[str], at: datetime | None = None) -> None:
+        self.targeted.append((alert_id, device_ids, at or datetime.now(UTC)))
 
-    def wrote(self, alert_id: uuid.UUID, device_ids: Iterable[str], at: datetime | None = None) -> None:
-        _note(self.written, alert_id, device_ids, at or datetime.now(UTC))
+    def wrote(self, alert_id: uuid.UUID, device_ids: Sequence[str], at: datetime | None = None) -> None:
+        self.written.append((alert_id, device_ids, at or datetime.now(UTC)))
 
     def receive(self, alert_id: uuid.UUID, device_id: str) -> None:
-        _note(self.received, alert_id, (device_id,), datetime.now(UTC))
+        self.received.append((alert_id, (device_id,), datetime.now(UTC)))
 
     def noted(self, alert_id: uuid.UUID, device_id: str) -> bool:
         """Meant for this device on this worker and not yet flushed (the database does not know it yet)."""
-        return device_id in self.targeted.get(alert_id, {}) or device_id in self.in_flight.get(alert_id, {})
+        self._indexes = [self._index_of(self.targeted), self._index_of(self.in_flight)]
+        return any(device_id in index.devices.get(alert_id, ()) for index in self._indexes)
+
+    def _index_of(self, noted: Noted) -> _Index:
+        index = next((index for index in self._indexes if index.noted is noted), None) or _Index(noted)
+        index.catch_up()
+        return index
 
     # ---- writing -----------------------------------------------------------------------------------------------
 
@@ -111,49 +142,49 @@ class DeliveryRecorder:
             targeted, written, received = self.targeted, self.written, self.received
             if not (targeted or written or received):
                 return
-            self.targeted, self.written, self.received = {}, {}, {}
+            self.targeted, self.written, self.received = [], [], []
             self.in_flight = targeted
             try:
-                await self._write(targeted, _copy(written), _copy(received))
-                if self.failing:
-                    log.warning("deliveries are written again")
-                self.failing = False
-            except Exception as exc:  # the database is away: keep them for the next try
-                if not self.failing:
-                    log.warning("could not write deliveries (%s); keeping them for the next try", type(exc).__name__)
-                self.failing = True
-                _merge_back(self.targeted, targeted)
-                _merge_back(self.written, written)
-                _merge_back(self.received, received)
+                await self._write(targeted, written, received)
+                self.log.recovered("write", "deliveries are written again")
+            except Exception as exc:  # the database is away: keep them for the next try (rewriting is harmless)
+                self.log.failure(
+                    "write", "could not write deliveries (%s); keeping them for the next try", type(exc).__name__
+                )
+                self.targeted = targeted + self.targeted  # new lists: `noted` indexes them afresh
+                self.written, self.received = written + self.written, received + self.received
             finally:
-                self.in_flight = {}
+                self.in_flight = []
 
     async def _write(self, targeted: Noted, written: Noted, received: Noted) -> None:
-        rows = []
-        for alert_id, devices in targeted.items():
-            written_here, received_here = written.get(alert_id, {}), received.get(alert_id, {})
-            for device_id, at in devices.items():
-                rows.append(
-                    {
-                        "alert_id": alert_id,
-                        "device_id": device_id,
-                        "targeted_at": at,
-                        "written_at": written_here.pop(device_id, None),
-                        "received_at": received_here.pop(device_id, None),
-                    }
-                )
-        rows.sort(key=lambda row: (str(row["alert_id"]), row["device_id"]))  # one lock order on every worker
-        later_written = [{"a": a, "d": d, "at": at} for a, devices in written.items() for d, at in devices.items()]
-        later_received = [{"a": a, "d": d, "at": at} for a, devices in received.items() for d, at in devices.items()]
+        targets, writes, receipts = await _earliest(targeted), await _earliest(written), await _earliest(received)
+        # Rows in one global order (UUIDs compare by value, then the device id): on PostgreSQL, two workers upserting
+        # overlapping rows (a device that moved between them) then lock them in the same order and cannot deadlock.
+        keys = sorted(targets)
+        await asyncio.sleep(0)
+        dialect = self.database.dialect_name
+        for chunk in _chunks(keys):
+            rows = [
+                {
+                    "alert_id": key[0],
+                    "device_id": key[1],
+                    "targeted_at": targets[key],
+                    "written_at": writes.pop(key, None),
+                    "received_at": receipts.pop(key, None),
+                }
+                for key in chunk
+            ]
+            await self._execute(_upsert(dialect), rows)
+        for column, later in (("written_at", writes), ("received_at", receipts)):
+            for chunk in _chunks(sorted(later)):
+                await self._execute(_set_once(column), [{"a": a, "d": d, "at": later[(a, d)]} for a, d in chunk])
+
+    async def _execute(self, statement: Any, rows: list[dict[str, Any]]) -> None:
+        """One chunk in its own transaction, then a turn for everything else on the loop."""
         async with self.database.sessions() as session:
-            if rows:
-                await session.execute(_upsert(self.database.dialect_name), rows)
-            connection = await session.connection()
-            if later_written:
-                await connection.execute(_set_once("written_at"), later_written)
-            if later_received:
-                await connection.execute(_set_once("received_at"), later_received)
+            await (await session.connection()).execute(statement, rows)
             await session.commit()
+        await asyncio.sleep(0)
 
     async def totals(self, alert_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
         """Counts per alert from the database, after writing what this worker still holds."""

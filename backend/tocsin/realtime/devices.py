@@ -152,12 +152,14 @@ async def respond(
     checkin: str | None = None,
     location: Location | None = None,
     sent_here: bool = False,
+    may_have: bool = False,
 ) -> None:
     """Record an acknowledgement, and a check-in if given (a later check-in replaces the earlier one).
 
-    Only from a device the alert was sent to (`sent_here`: this worker sent it and has not written that down yet).
-    One row per (alert, device), made by INSERT ... ON CONFLICT DO NOTHING, so concurrent answers cannot both create
-    one, and a device counts once however often it answers."""
+    Only from a device the alert was sent to (`sent_here`: this worker sent it and has not written that down yet), or
+    may have been sent to (`may_have`: it is live and applies to the device; another worker may not have written the
+    delivery yet): then the delivery row is written here too. Rows are made by INSERT ... ON CONFLICT DO NOTHING, so
+    concurrent answers cannot both create one, and a device counts once however often it answers."""
     if await session.get(Alert, alert_id) is None:
         raise UnknownAlert(str(alert_id))
     if not sent_here:
@@ -167,7 +169,12 @@ async def respond(
             )
         )
         if sent.first() is None:
-            raise NotDelivered(str(alert_id))
+            if not may_have:
+                raise NotDelivered(str(alert_id))
+            delivery = backend.insert_ignoring_duplicates(AlertDelivery, backend.dialect_of(session))
+            await session.execute(
+                delivery.values(alert_id=alert_id, device_id=device_id, targeted_at=datetime.now(UTC))
+            )
     now = datetime.now(UTC)
     insert = backend.insert_ignoring_duplicates(AlertResponse, backend.dialect_of(session))
     await session.execute(insert.values(alert_id=alert_id, device_id=device_id, acknowledged_at=now))

@@ -36,6 +36,7 @@ MAX_AREA_VERTICES_SENT = 2_000
 RETRY_FIRST_SECONDS = 0.1
 RETRY_MAX_SECONDS = 5.0
 REPLAY_PAGE = 200
+REREAD_SECONDS = 0.25  # an answer for an alert not in the cached active list reads it again, at most this often
 ACTIVE_LIMIT = 5_000  # active alerts considered for snapshots
 
 
@@ -290,6 +291,17 @@ class AlertDispatcher:
                 return self.active
             await self._refresh_active()
         return self.active
+
+    async def active_alert(self, alert_id: uuid.UUID) -> PreparedAlert | None:
+        """The active alert with this id. Read afresh (at most every REREAD_SECONDS) when the cached list lacks it:
+        another worker may have sent it before this one has fanned it out."""
+        found = next((alert for alert in await self.active_alerts() if alert.alert_id == alert_id), None)
+        if found is None and time.monotonic() - self.active_at > REREAD_SECONDS:
+            async with self.active_lock:
+                if time.monotonic() - self.active_at > REREAD_SECONDS:
+                    await self._refresh_active()
+            found = next((alert for alert in self.active if alert.alert_id == alert_id), None)
+        return found
 
     def _active_fresh(self) -> bool:
         return self.active_seq == self.last_seq and time.monotonic() - self.active_at < 1.0
