@@ -248,7 +248,7 @@ class TestWhatCountsAsUnreachable:
     def test_a_server_starting_up_or_shutting_down_is_unreachable(self) -> None:
         from asyncpg import exceptions as asyncpg_errors  # type: ignore[import-untyped]
 
-        from tocsin.health import database_unreachable
+        from tocsin.resilience import database_unreachable
 
         for cause in (
             asyncpg_errors.CannotConnectNowError("the database system is starting up"),
@@ -259,6 +259,6 @@ class TestWhatCountsAsUnreachable:
     def test_a_real_sql_error_is_not_an_outage(self) -> None:
         from asyncpg import exceptions as asyncpg_errors
 
-        from tocsin.health import database_unreachable
+        from tocsin.resilience import database_unreachable
 
         assert not database_unreachable(self._wrapped(asyncpg_errors.UniqueViolationError("duplicate key")))

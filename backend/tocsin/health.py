@@ -9,7 +9,6 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from asyncpg import exceptions as asyncpg_errors  # type: ignore[import-untyped]
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
@@ -22,7 +21,7 @@ from tocsin.config import Settings
 from tocsin.db import Database
 from tocsin.errors import error_body, refusals
 from tocsin.models import SchedulerHeartbeat
-from tocsin.resilience import ThrottledLog, describe
+from tocsin.resilience import UNREACHABLE, ThrottledLog, database_unreachable, describe
 from tocsin.scheduler.leader import HEARTBEAT_NAME, SchedulerLeader
 
 log = logging.getLogger(__name__)
@@ -177,54 +176,6 @@ async def _refresh_scheduler_gauges(database: Database, leader: SchedulerLeader 
 
 
 # ---- the database is unreachable: JSON 503 ------------------------------------------------------------------------
-
-# What reaching the database raises when it is down: SQLAlchemy's wrappers (a lost or refused connection, a pool that
-# cannot hand one out), and asyncpg's connection errors and the OSErrors of its connect (refused, reset, timed out,
-# name not resolved), which reach us unwrapped. An OSError or TimeoutError from anywhere else is a bug: a logged 500.
-DRIVER_PACKAGES = frozenset({"sqlalchemy", "asyncpg", "aiosqlite", "sqlite3"})
-UNREACHABLE = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.TimeoutError,
-    asyncpg_errors.PostgresConnectionError,
-    asyncpg_errors.OperatorInterventionError,  # starting up, shutting down, terminated by an administrator
-)
-
-
-def _raised_by_driver(exc: BaseException) -> bool:
-    """Whether `exc` (or the exception it came from) passed through SQLAlchemy's or a driver's code."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        frame = current.__traceback__
-        while frame is not None:
-            if str(frame.tb_frame.f_globals.get("__name__", "")).split(".")[0] in DRIVER_PACKAGES:
-                return True
-            frame = frame.tb_next
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def _causes(exc: BaseException | None) -> list[BaseException]:
-    chain: list[BaseException] = []
-    while exc is not None and exc not in chain:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return chain
-
-
-def database_unreachable(exc: BaseException) -> bool:
-    if isinstance(exc, UNREACHABLE):
-        return True
-    if isinstance(exc, sa_exc.DBAPIError):
-        # SQLAlchemy wraps what asyncpg raised while connecting ("the database system is starting up") in a plain
-        # DBAPIError: look at what it came from.
-        return exc.connection_invalidated or any(
-            isinstance(cause, UNREACHABLE) or (isinstance(cause, OSError) and _raised_by_driver(cause))
-            for cause in _causes(exc.orig)
-        )
-    return isinstance(exc, OSError) and _raised_by_driver(exc)  # TimeoutError, ConnectionError are OSErrors
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> Response:

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from asyncpg import exceptions as asyncpg_errors  # type: ignore[import-untyped]
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 if TYPE_CHECKING:
@@ -109,3 +111,52 @@ async def probe_redis(url: str) -> None:
 def describe(exc: BaseException) -> str:
     text_ = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text_}" if text_ else type(exc).__name__
+
+
+# What reaching the database raises when it is down: SQLAlchemy's wrappers (a lost or refused connection, a pool that
+# cannot hand one out), and asyncpg's connection errors and the OSErrors of its connect (refused, reset, timed out,
+# name not resolved), which reach us unwrapped. An OSError or TimeoutError from anywhere else is a bug: a logged 500.
+DRIVER_PACKAGES = frozenset({"sqlalchemy", "asyncpg", "aiosqlite", "sqlite3"})
+UNREACHABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    asyncpg_errors.PostgresConnectionError,
+    asyncpg_errors.OperatorInterventionError,  # starting up, shutting down, terminated by an administrator
+)
+
+
+def _raised_by_driver(exc: BaseException) -> bool:
+    """Whether `exc` (or the exception it came from) passed through SQLAlchemy's or a driver's code."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        frame = current.__traceback__
+        while frame is not None:
+            if str(frame.tb_frame.f_globals.get("__name__", "")).split(".")[0] in DRIVER_PACKAGES:
+                return True
+            frame = frame.tb_next
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _causes(exc: BaseException | None) -> list[BaseException]:
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    if isinstance(exc, UNREACHABLE):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        # SQLAlchemy wraps what asyncpg raised while connecting ("the database system is starting up") in a plain
+        # DBAPIError: look at what it came from.
+        return exc.connection_invalidated or any(
+            isinstance(cause, UNREACHABLE) or (isinstance(cause, OSError) and _raised_by_driver(cause))
+            for cause in _causes(exc.orig)
+        )
+    return isinstance(exc, OSError) and _raised_by_driver(exc)  # TimeoutError, ConnectionError are OSErrors

@@ -38,8 +38,10 @@ from tocsin.realtime.ratelimit import Limiter
 from tocsin.realtime.runtime import Realtime
 from tocsin.reports import service as reports
 from tocsin.reports.writer import ReportRefused
+from tocsin.resilience import ThrottledLog, database_unreachable, describe
 
 log = logging.getLogger(__name__)
+_outages = ThrottledLog(log)  # a database outage is said once a minute, not once per device or message
 router = APIRouter()
 
 HELLO_TIMEOUT_SECONDS = 10
@@ -226,6 +228,16 @@ class CitizenSession:
             await self.websocket.send_text(protocol.encode(protocol.error(refused.code, str(refused), id=hello.id)))
             await self.websocket.close(CLOSE_POLICY)
             return False
+        except Exception as exc:
+            if not database_unreachable(exc):
+                raise
+            _outages.failure("hello", "devices cannot join while the database is unreachable (%s)", describe(exc))
+            unavailable = protocol.error(
+                "unavailable", "the server cannot reach its database; reconnect shortly", id=hello.id
+            )
+            await self.websocket.send_text(protocol.encode(unavailable))
+            await self.websocket.close(CLOSE_TRY_AGAIN_LATER)
+            return False
         self.client = Client(
             _device(hello, stored),
             self.request_close,
@@ -253,7 +265,9 @@ class CitizenSession:
                 replayed = await realtime.dispatcher.replay(self.client, hello.last_seq, upto)
             await self.client.put(*await realtime.dispatcher.snapshot(self.client, upto))
         except Exception as exc:  # the database failed us: the device reconnects and replays from its last_seq
-            log.warning("replay or snapshot for a device failed (%s); asking it to reconnect", type(exc).__name__)
+            _outages.failure(
+                "replay", "replay or snapshot for a device failed (%s); asking it to reconnect", describe(exc)
+            )
             self.client.held = None
             await self._close_after_sending(CLOSE_TRY_AGAIN_LATER)
             return False
@@ -278,7 +292,7 @@ class CitizenSession:
         try:
             await self.client.put(*await self.realtime.dispatcher.snapshot(self.client, upto))
         except Exception as exc:  # as in _start: held alerts must not pile up unsent; reconnecting replays them
-            log.warning("snapshot after a move failed (%s); asking the device to reconnect", type(exc).__name__)
+            _outages.failure("resnapshot", "snapshot after a move failed (%s); asking it to reconnect", describe(exc))
             self.client.held = None
             await self._close_after_sending(CLOSE_TRY_AGAIN_LATER)
             return
@@ -298,7 +312,12 @@ class CitizenSession:
             await self._dispatch(message)
         except ProtocolViolation as violation:
             await self._violation(violation)
-        except Exception:  # a bug or a database failure: this message fails, the connection and others go on
+        except Exception as exc:  # a bug or a database failure: this message fails, the connection and others go on
+            if database_unreachable(exc):
+                _outages.failure("message", "a device's message failed: database unreachable (%s)", describe(exc))
+                unavailable = "the server cannot reach its database; resend shortly"
+                await self.send(protocol.error("unavailable", unavailable, id=_id_of(message)))
+                return
             log.exception("handling a %s message failed", type(message).__name__)
             await self.send(protocol.error("internal", "the server could not handle this message; resend later"))
 
