@@ -5,6 +5,7 @@ report. The outages are real: a loopback TCP proxy to the shared services, start
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sqlite3
@@ -25,7 +26,7 @@ from tests.conftest import PASSWORD, REPO, free_port, make_settings
 from tests.realtime.test_citizen import INSIDE
 from tests.tcpproxy import TcpProxy
 from tests.test_health import app_client
-from tests.waiting import wait_until_sync
+from tests.waiting import wait_until, wait_until_sync
 from tocsin.auth import service as users
 from tocsin.auth.schemas import Role, UserCreate
 from tocsin.bus import InProcessBus
@@ -262,3 +263,44 @@ class TestWhatCountsAsUnreachable:
         from tocsin.resilience import database_unreachable
 
         assert not database_unreachable(self._wrapped(asyncpg_errors.UniqueViolationError("duplicate key")))
+
+
+class TestCitizensDuringAnOutage:
+    async def test_a_hello_gets_unavailable_and_1013_then_joins_when_the_database_is_back(
+        self, postgis_url: str, proxies: tuple[TcpProxy, TcpProxy], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        import uvicorn
+        import websockets
+
+        from tests.realtime.wsclient import Citizen
+
+        proxy = proxies[0].start()
+        app = create_app(make_settings(through(proxy, postgis_url), tmp_path), migrate_on_start=False)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        task = asyncio.create_task(server.serve())
+        try:
+            await wait_until(lambda: server.started, what="the server started")
+            ws_url = f"ws://127.0.0.1:{port}"
+            proxy.stop()
+            caplog.set_level(logging.WARNING, logger="tocsin.realtime.citizen")
+            for attempt in range(5):
+                async with websockets.connect(f"{ws_url}/ws/citizen", compression=None) as connection:
+                    hello = {"type": "hello", "id": f"h{attempt}", "device_id": f"outage-{attempt}", "location": INSIDE}
+                    await connection.send(json.dumps(hello))
+                    answer = json.loads(await asyncio.wait_for(connection.recv(), 30))
+                    assert answer == {**answer, "type": "error", "code": "unavailable", "id": f"h{attempt}"}
+                    with pytest.raises(websockets.ConnectionClosed) as closed:
+                        await asyncio.wait_for(connection.recv(), 10)
+                    assert closed.value.rcvd is not None
+                    assert closed.value.rcvd.code == 1013
+            said = [r for r in caplog.records if r.name == "tocsin.realtime.citizen"]
+            assert len(said) == 1, [r.getMessage() for r in said]  # once, not once per device
+            assert not said[0].exc_info  # one line, no traceback
+            proxy.start()
+            citizen, messages = await Citizen.connect(ws_url, device_id="outage-back", location=INSIDE)
+            assert messages[0]["type"] == "welcome"
+            await citizen.connection.close()
+        finally:
+            server.should_exit = True
+            await task
