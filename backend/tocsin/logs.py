@@ -142,7 +142,9 @@ def dict_config(settings: Settings) -> dict[str, Any]:
             "uvicorn": {"level": level, "handlers": [], "propagate": True},
             "uvicorn.error": {"level": level, "handlers": [], "propagate": True},
             "uvicorn.access": {"level": level, "handlers": [], "propagate": settings.access_log},
-            "websockets": {"level": level},
+            # The lean citizen listener says "connection open/closed" per device at INFO: tens of thousands of lines
+            # when devices reconnect through an outage, and nothing an operator acts on.
+            "websockets": {"level": level if level == "DEBUG" else "WARNING"},
             "apscheduler": {"level": "WARNING"},
         },
     }

@@ -22,8 +22,10 @@ from tocsin.realtime.feed import OperatorFeed
 from tocsin.realtime.hub import Hub
 from tocsin.realtime.ratelimit import Limiter
 from tocsin.reports.writer import REPORTS_CHANNEL, ReportWriter
+from tocsin.resilience import ThrottledLog, describe
 
 log = logging.getLogger(__name__)
+_failures = ThrottledLog(log)  # once a minute per kind while the database is down
 
 
 class Realtime:
@@ -112,8 +114,8 @@ class Realtime:
                 if now >= next_recheck:
                     next_recheck = now + recheck_seconds
                     await self.operators.recheck()
-            except Exception:
-                log.exception("the operator feed's poll failed")
+            except Exception as exc:
+                _failures.failure("feed_poll", "the operator feed's poll failed (%s)", describe(exc), exc_info=True)
 
     async def _close_ended_exercises(self, every_seconds: float = 5) -> None:
         """The bus is the fast path: if a worker missed an exercise's end, this closes its devices within seconds."""
@@ -158,8 +160,8 @@ class Realtime:
                 continue
             try:
                 await self.push_counts()
-            except Exception:
-                log.exception("pushing alert counts failed")
+            except Exception as exc:
+                _failures.failure("push_counts", "pushing alert counts failed (%s)", describe(exc), exc_info=True)
 
     async def push_counts(self) -> None:
         alert_ids = [a.alert_id for a in await self.dispatcher.active_alerts()]
