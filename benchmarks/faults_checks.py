@@ -17,7 +17,7 @@ SAMPLE_SECONDS = 1.0
 RATE_WINDOW_SECONDS = 10.0  # PostgreSQL flushes a session's table statistics within about a second, idle ones in 10
 TWO_SCHEDULERS_RATE = 1.5  # scheduler job runs per second above which more than one scheduler is at work
 SCHEDULED_LATE_MAX_SECONDS = 10.0  # a standby takes over within its 5 s poll, plus the 1 s job interval
-LOG_LINES_PER_PHASE_MAX = 100  # more than this from one process in one phase is a log flood
+LOG_LINES_PER_PHASE_MAX = 100  # more log records than this from one process in one phase is a log flood
 
 
 class Checks:
@@ -271,7 +271,7 @@ class Checks:
             bad = [k for k in seen if " 500 " in f"{k} " or "text/plain" in k or "Error" in k or "Timeout" in k]
             if bad:
                 self.problems.append(f"HTTP during the {phase} outage: {', '.join(sorted(bad))}")
-        lines += ["", "LOG LINES per process and phase (KiB)"]
+        lines += ["", "LOG RECORDS per process and phase (KiB); a traceback is part of its record"]
         names = sorted({n for volumes in self.log_volume.values() for n in volumes})
         body = [[phase, *[self._volume(volumes.get(n)) for n in names]] for phase, volumes in self.log_volume.items()]
         lines += table(["phase", *names], body)

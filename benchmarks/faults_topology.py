@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -24,6 +25,7 @@ DATABASE = "tocsin"
 SCHEDULER_LOCK_KEY = 7_404_002  # tocsin.backend.SCHEDULER_LOCK_KEY
 # Rate limits are per address and every simulated device comes from 127.0.0.1: lift them, as ingest.py does.
 UNLIMITED = "1000000000"
+RECORD_START = re.compile(rb"^\d{4}-\d{2}-\d{2}T", re.MULTILINE)  # the first line of a log record
 
 
 def free_port() -> int:
@@ -138,12 +140,13 @@ class Service:
             return 0
 
     def log_volume(self) -> tuple[int, int]:
-        """Bytes and lines written so far."""
+        """Bytes and log records written so far: a record is a line that starts with its timestamp, so a traceback
+        and its lines count once (Tocsin logs each kind of failure once a minute, with its traceback the first time)."""
         try:
             content = self.log_path.read_bytes()
         except FileNotFoundError:
             return 0, 0
-        return len(content), content.count(b"\n")
+        return len(content), len(RECORD_START.findall(content))
 
 
 @dataclass
