@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text
 
 from tests.alerts.factories import INSIDE_FAENZA
 from tests.conftest import LiveServer
+from tests.realtime.test_delivery import execute
 from tests.realtime.wsclient import Citizen
 from tests.waiting import wait_until
 from tocsin.db import open_database
@@ -45,23 +46,13 @@ SQLITE_REPAIR = (
 )
 
 
-async def execute(database_url: str, statements: tuple[str, ...]) -> None:
-    database = open_database(database_url, pool=False)
-    try:
-        async with database.engine.begin() as connection:
-            for statement in statements:
-                await connection.execute(text(statement))
-    finally:
-        await database.dispose()
-
-
 @asynccontextmanager
 async def commits_fail(database_url: str, is_postgis: bool) -> AsyncIterator[None]:
-    await execute(database_url, POSTGRES_FAULT if is_postgis else SQLITE_FAULT)
+    await execute(database_url, *(POSTGRES_FAULT if is_postgis else SQLITE_FAULT))
     try:
         yield
     finally:
-        await execute(database_url, POSTGRES_REPAIR if is_postgis else SQLITE_REPAIR)
+        await execute(database_url, *(POSTGRES_REPAIR if is_postgis else SQLITE_REPAIR))
 
 
 def report() -> dict[str, object]:
@@ -116,7 +107,7 @@ class TestGroupCommit:
         holder = open_database(database_url, pool=False)
         await execute(
             database_url,
-            (
+            *(
                 "CREATE FUNCTION test_wait_at_commit() RETURNS trigger LANGUAGE plpgsql AS "
                 "$$ BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NULL; END $$",
                 "CREATE CONSTRAINT TRIGGER test_wait_at_commit AFTER INSERT ON reports "
@@ -152,7 +143,7 @@ class TestGroupCommit:
             await holder.dispose()
             await execute(
                 database_url,
-                (
+                *(
                     "DROP TRIGGER IF EXISTS test_wait_at_commit ON reports",
                     "DROP FUNCTION IF EXISTS test_wait_at_commit()",
                 ),

@@ -30,7 +30,6 @@ from tocsin.realtime.hub import Client, Hub, PreparedAlert
 from tocsin.resilience import ThrottledLog
 
 log = logging.getLogger(__name__)
-_failures = ThrottledLog(log)
 
 MAX_AREA_VERTICES_SENT = 2_000
 RETRY_FIRST_SECONDS = 0.1
@@ -119,6 +118,7 @@ class AlertDispatcher:
         self.active_at = 0.0
         self.active_seq = -1
         self.task: asyncio.Task[None] | None = None
+        self.failure_log = ThrottledLog(log)  # this worker's read failures, said once a minute per kind
 
     async def start(self) -> None:
         async with self.database.sessions() as session:
@@ -151,7 +151,7 @@ class AlertDispatcher:
                 failures = 0
             except Exception as exc:
                 failures += 1
-                _failures.failure(
+                self.failure_log.failure(
                     "catch_up",
                     "reading alert events after seq %d failed (%s: %s); attempt %d, retrying",
                     self.last_seq,
