@@ -8,20 +8,17 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select, text
 
-from tests.alerts.factories import INSIDE_FAENZA
 from tests.conftest import LiveServer
+from tests.realtime.test_citizen import report
 from tests.realtime.test_delivery import execute
 from tests.realtime.wsclient import Citizen
 from tests.waiting import wait_until
 from tocsin.db import open_database
 from tocsin.models import Report
-
-INSIDE = {"lon": INSIDE_FAENZA[0], "lat": INSIDE_FAENZA[1]}
 
 # A fault that strikes at COMMIT, after every INSERT of the batch succeeded: a deferred constraint.
 POSTGRES_FAULT = (
@@ -53,17 +50,6 @@ async def commits_fail(database_url: str, is_postgis: bool) -> AsyncIterator[Non
         yield
     finally:
         await execute(database_url, *(POSTGRES_REPAIR if is_postgis else SQLITE_REPAIR))
-
-
-def report() -> dict[str, object]:
-    return {
-        "type": "report",
-        "id": str(uuid.uuid4()),
-        "category": "flooding",
-        "text": "Water in via Roma",
-        "location": INSIDE,
-        "observed_at": datetime.now(UTC).isoformat(),
-    }
 
 
 async def answer_to(citizen: Citizen, report_id: str) -> dict[str, object]:
