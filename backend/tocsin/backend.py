@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from geoalchemy2 import Geometry
 from shapely.geometry.base import BaseGeometry
@@ -32,6 +32,7 @@ SCHEDULER_LOCK_KEY = 7_404_002  # pg_try_advisory_lock key held by the one sched
 GLOSSARY_LOCK_KEY = 7_404_003  # pg_advisory_xact_lock key around glossary changes
 OPERATOR_FEED_LOCK_KEY = 7_404_004  # pg_advisory_xact_lock key for the operator feed's sequence
 CONNECT_TIMEOUT_SECONDS = 5
+_Row = TypeVar("_Row")
 
 
 def is_postgres(dialect_name: str) -> bool:
@@ -166,11 +167,24 @@ async def lock_glossary(session: AsyncSession) -> None:
 
 
 async def lock_row(session: AsyncSession, table: Any, row_id: Any) -> None:
-    """Before reading a row to change its state: PostgreSQL locks it with SELECT ... FOR UPDATE (the caller's query);
-    SQLite has no row locks, so a no-op write takes the database's write lock first (the Python driver starts the
-    transaction at the first write), and the read that follows sees the latest committed state."""
+    """SQLite's half of a row lock: it has no row locks, so a no-op write takes the database's write lock first (the
+    Python driver starts the transaction at the first write), and the read that follows sees the latest committed
+    state. PostgreSQL's half is the FOR UPDATE of the read itself (`get_for_update`)."""
     if not is_postgres(dialect_of(session)):
         await session.execute(update(table).where(table.c.id == row_id).values(id=table.c.id))
+
+
+async def get_for_update(session: AsyncSession, model: type[_Row], row_id: Any, *, shared: bool = False) -> _Row | None:
+    """The row with primary key `row_id`, locked until this transaction ends, read afresh (not from the session's
+    identity map) so that a state check after it sees the latest committed state. PostgreSQL: SELECT ... FOR UPDATE
+    (FOR SHARE with `shared`: others may read-lock it too, nobody may change it). SQLite: the database's write lock,
+    which also excludes every other writer (`shared` makes no difference there)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    await lock_row(session, table, row_id)
+    statement = select(model).where(table.c.id == row_id).execution_options(populate_existing=True)
+    if is_postgres(dialect_of(session)):
+        statement = statement.with_for_update(read=shared)
+    return (await session.execute(statement)).scalar_one_or_none()
 
 
 # ---- scheduler lock ---------------------------------------------------------------------------------------------
@@ -238,6 +252,16 @@ def insert_ignoring_duplicates(table: Any, dialect_name: str) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table).on_conflict_do_nothing()
+
+
+async def insert_or_ignore(session: AsyncSession, table: Any, values: dict[str, Any]) -> bool:
+    """Insert one row unless a unique key already holds it; True when this call wrote it. Where a unique key decides
+    (an acknowledgement, a receipt, a timeline entry), use this rather than select-then-insert: two at once both end
+    well, one writing and one finding the row."""
+    statement = insert_ignoring_duplicates(table, dialect_of(session)).values(values)
+    primary = list(getattr(table, "__table__", table).primary_key.columns)
+    written = await session.execute(statement.returning(*primary))
+    return written.first() is not None
 
 
 async def cluster_points(

@@ -27,9 +27,9 @@ log = logging.getLogger(__name__)
 _failures = ThrottledLog(log, level=logging.WARNING)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
-ALERTS_CHANNEL = "tocsin:alerts"
-EXERCISES_CHANNEL = "tocsin:exercises"  # an exercise's clock changed or it ended
-USERS_CHANNEL = "tocsin:users"  # an account's password, roles or active state changed: its tokens are void
+# A bus with no handlers still subscribes (Redis pub/sub needs one channel to listen); the channels themselves are
+# named in tocsin.kernel.channels.
+_IDLE_CHANNEL = "tocsin:idle"
 
 
 class Bus(Protocol):
@@ -132,7 +132,7 @@ class RedisBus(_Dispatch):
         while True:
             pubsub = self.client.pubsub()
             try:
-                await pubsub.subscribe(*self.handlers.keys() or [ALERTS_CHANNEL])
+                await pubsub.subscribe(*self.handlers.keys() or [_IDLE_CHANNEL])
                 self.connected.set()
                 delay = 0.2
                 if lost:
@@ -147,7 +147,7 @@ class RedisBus(_Dispatch):
                     channel = raw["channel"].decode() if isinstance(raw["channel"], bytes) else raw["channel"]
                     self.dispatch(channel, json.loads(raw["data"]))
             except asyncio.CancelledError:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
                 raise
             except (RedisError, OSError, ValueError) as exc:
                 self.connected.clear()
@@ -155,7 +155,7 @@ class RedisBus(_Dispatch):
                 metrics.BUS_RECONNECTS.inc()
                 log.warning("redis subscription lost (%s); retrying in %.1fs", exc, delay)
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

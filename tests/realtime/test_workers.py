@@ -29,8 +29,8 @@ from tests.realtime.wsclient import Citizen
 from tests.waiting import wait_until
 from tocsin.auth import service as users
 from tocsin.auth.schemas import Role, UserCreate
-from tocsin.bus import ALERTS_CHANNEL
 from tocsin.db import open_database
+from tocsin.kernel.channels import ALERTS_CHANNEL
 
 INSIDE = {"lon": INSIDE_FAENZA[0], "lat": INSIDE_FAENZA[1]}
 SECRET = "two-worker-test-secret-key-0123456789abcdef"

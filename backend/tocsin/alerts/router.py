@@ -23,6 +23,7 @@ from tocsin.alerts.service import AlertEventOut, AlertQuery
 from tocsin.auth.deps import Approver, Operator, OptionalUser, Staff
 from tocsin.db import SessionDep
 from tocsin.errors import InvalidInput, NotFound, UnsupportedMediaType, refusals, text_body
+from tocsin.kernel.channels import ALERTS_CHANNEL
 from tocsin.models import Alert, User
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -38,7 +39,7 @@ def _base(request: Request) -> str:
 async def _publish(request: Request, events: list[AlertEventOut]) -> None:
     """After commit only: the database already holds what these events announce."""
     for event in events:
-        await request.app.state.bus.publish("tocsin:alerts", event.message())
+        await request.app.state.bus.publish(ALERTS_CHANNEL, event.message())
 
 
 def _visible(alert: Alert, user: User | None) -> bool:

@@ -295,12 +295,3 @@ class AlertOut(BaseModel):
     active: bool
     cap: CapAlert
     links: dict[str, str]
-
-
-class AuditOut(BaseModel):
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    alert_id: uuid.UUID | None
-    detail: dict[str, Any]

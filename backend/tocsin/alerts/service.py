@@ -30,10 +30,9 @@ from tocsin.alerts.schemas import (
     Scope,
     Status,
 )
-from tocsin.audit import service as audit
 from tocsin.config import Settings
 from tocsin.errors import Conflict, Forbidden, InvalidInput, NotFound
-from tocsin.exercises import clock as exercise_clock
+from tocsin.kernel import audit, exercise_clock
 from tocsin.models import Alert, AlertArea, AlertEvent, AuditEntry, Exercise, User
 
 PUBLIC_STATES = (AlertState.issued, AlertState.updated, AlertState.cancelled, AlertState.expired)

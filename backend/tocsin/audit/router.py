@@ -5,8 +5,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from tocsin.alerts.schemas import AuditOut
 from tocsin.audit import service
+from tocsin.audit.schemas import AuditOut
 from tocsin.auth.deps import AuditReader
 from tocsin.db import SessionDep
 from tocsin.types import Cursor
@@ -24,7 +24,4 @@ async def read_audit_log(
 ) -> list[AuditOut]:
     """The audit log, newest first (approvers and admins). Read-only: no route changes it."""
     rows = await service.entries(session, alert_id=alert_id, limit=limit, before_id=before_id)
-    return [
-        AuditOut(id=r.id, at=r.at, actor=r.actor_name, action=r.action, alert_id=r.alert_id, detail=r.detail)
-        for r in rows
-    ]
+    return [AuditOut.model_validate(row) for row in rows]

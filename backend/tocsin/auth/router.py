@@ -10,9 +10,9 @@ from tocsin.auth.deps import Admin, CurrentUser
 from tocsin.auth.limits import LoginLimiter
 from tocsin.auth.schemas import Token, UserCreate, UserOut, UserUpdate
 from tocsin.auth.tokens import issue_token
-from tocsin.bus import USERS_CHANNEL
 from tocsin.db import SessionDep
 from tocsin.errors import TooManyRequests, Unauthorized, refusals
+from tocsin.kernel.channels import USERS_CHANNEL
 from tocsin.models import User
 from tocsin.types import DbId
 

@@ -7,11 +7,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tocsin.audit import service as audit
 from tocsin.auth.passwords import DUMMY_HASH, hash_password_in_thread, verify_password_in_thread
 from tocsin.auth.schemas import Role, UserCreate, UserUpdate
 from tocsin.auth.tokens import TokenClaims
 from tocsin.errors import Conflict, NotFound
+from tocsin.kernel import audit
 from tocsin.models import Organisation, User
 
 

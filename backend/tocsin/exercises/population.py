@@ -27,9 +27,9 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from tocsin import geo
-from tocsin.exercises.clock import LiveClock, now
 from tocsin.exercises.links import Link, LinkClosed
 from tocsin.exercises.scenario import Failure, ReportWave, Scenario, minutes
+from tocsin.kernel.exercise_clock import LiveClock, now
 
 log = logging.getLogger(__name__)
 

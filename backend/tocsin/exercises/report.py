@@ -18,7 +18,7 @@ import shapely
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tocsin.exercises import clock, evaluation, service
+from tocsin.exercises import evaluation, service
 from tocsin.exercises.evaluation import AlertDone, Evidence
 from tocsin.exercises.scenario import Scenario, minutes
 from tocsin.exercises.schemas import (
@@ -38,6 +38,7 @@ from tocsin.exercises.schemas import (
     ScenarioInfo,
 )
 from tocsin.glossary import service as glossary
+from tocsin.kernel import exercise_clock as clock
 from tocsin.models import (
     AlertResponse,
     Exercise,

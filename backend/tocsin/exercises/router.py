@@ -10,10 +10,9 @@ from tocsin.alerts.service import AlertEventOut
 from tocsin.auth.deps import Staff, require
 from tocsin.auth.schemas import Role
 from tocsin.auth.service import has_role
-from tocsin.bus import ALERTS_CHANNEL, EXERCISES_CHANNEL
 from tocsin.db import SessionDep
 from tocsin.errors import refusals
-from tocsin.exercises import clock, report, service
+from tocsin.exercises import report, service
 from tocsin.exercises.report_html import render_report_html
 from tocsin.exercises.schemas import (
     ENDED_STATES,
@@ -31,6 +30,8 @@ from tocsin.exercises.schemas import (
     SpeedIn,
     TimelineEntry,
 )
+from tocsin.kernel import exercise_clock as clock
+from tocsin.kernel.channels import ALERTS_CHANNEL, EXERCISES_CHANNEL
 from tocsin.models import Exercise, User
 from tocsin.types import Cursor
 

@@ -24,18 +24,19 @@ from sqlalchemy import select, update
 
 from tocsin import backend
 from tocsin.alerts.templates import load_templates
-from tocsin.bus import ALERTS_CHANNEL, EXERCISES_CHANNEL, Bus
+from tocsin.bus import Bus
 from tocsin.config import Settings
 from tocsin.db import Database
-from tocsin.exercises import actions, clock, evaluation, service
-from tocsin.exercises.clock import LiveClock
+from tocsin.exercises import actions, evaluation, service
 from tocsin.exercises.links import Link, MemoryLink, WebSocketLink
 from tocsin.exercises.population import Population, build_devices
 from tocsin.exercises.scenario import Inject, Scenario, minutes
 from tocsin.exercises.schemas import ACTIVE_STATES, ExerciseState, Transport
+from tocsin.kernel import exercise_clock as clock
+from tocsin.kernel.channels import ALERTS_CHANNEL, EXERCISES_CHANNEL, REPORTS_CHANNEL
+from tocsin.kernel.exercise_clock import LiveClock
 from tocsin.models import Device, Exercise, ExerciseDevice, ExerciseEvent, ExerciseReceipt, User
 from tocsin.realtime.runtime import Realtime
-from tocsin.reports.writer import REPORTS_CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tocsin.alerts import service as alerts
 from tocsin.alerts.service import AlertEventOut
 from tocsin.alerts.templates import load_templates
-from tocsin.audit import service as audit
 from tocsin.backend import dialect_of, insert_ignoring_duplicates
 from tocsin.config import Mode, Settings
 from tocsin.content import content_dir
 from tocsin.errors import Conflict, InvalidInput, NotFound
-from tocsin.exercises import clock
 from tocsin.exercises.scenario import Scenario, check_references, load_scenario, minutes
 from tocsin.exercises.schemas import (
     ACTIVE_STATES,
@@ -39,6 +37,8 @@ from tocsin.exercises.schemas import (
     TimelineKind,
     Transport,
 )
+from tocsin.kernel import audit
+from tocsin.kernel import exercise_clock as clock
 from tocsin.models import (
     Exercise,
     ExerciseEvent,

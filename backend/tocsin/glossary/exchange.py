@@ -13,10 +13,10 @@ from dataclasses import asdict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tocsin.audit import service as audit
 from tocsin.errors import PayloadTooLarge
 from tocsin.glossary import csvtable, service, skos
 from tocsin.glossary.schemas import MAX_IMPORT_BYTES, Concept, ExportFormat, ImportOut, ProposalStatus
+from tocsin.kernel import audit
 from tocsin.models import GlossaryProposal, User
 
 

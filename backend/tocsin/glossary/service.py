@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin import backend
 from tocsin.alerts import service as alerts
-from tocsin.audit import service as audit
 from tocsin.db import Database
 from tocsin.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tocsin.glossary import files
@@ -39,6 +38,7 @@ from tocsin.glossary.schemas import (
     SearchHit,
 )
 from tocsin.glossary.search import SearchIndex, fold
+from tocsin.kernel import audit
 from tocsin.models import GlossaryConcept, GlossaryProposal, GlossaryVersion, User
 
 log = logging.getLogger(__name__)

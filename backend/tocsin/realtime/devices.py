@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin import backend
 from tocsin.db import Database
-from tocsin.exercises import clock as exercise_clock
+from tocsin.kernel import exercise_clock
 from tocsin.models import Alert, AlertDelivery, AlertResponse, Device, Exercise
 from tocsin.realtime.protocol import Hello, Location, Place
 

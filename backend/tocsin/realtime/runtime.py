@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from tocsin.bus import ALERTS_CHANNEL, EXERCISES_CHANNEL, USERS_CHANNEL, Bus
+from tocsin.bus import Bus
 from tocsin.config import Settings
 from tocsin.db import Database
-from tocsin.exercises import clock as exercise_clock
+from tocsin.kernel import exercise_clock
+from tocsin.kernel.channels import ALERTS_CHANNEL, EXERCISES_CHANNEL, REPORTS_CHANNEL, USERS_CHANNEL
 from tocsin.models import Device, Exercise
 from tocsin.realtime import protocol
 from tocsin.realtime.counters import DeliveryRecorder
@@ -21,7 +22,7 @@ from tocsin.realtime.dispatcher import AlertDispatcher
 from tocsin.realtime.feed import OperatorFeed
 from tocsin.realtime.hub import Hub
 from tocsin.realtime.ratelimit import Limiter
-from tocsin.reports.writer import REPORTS_CHANNEL, ReportWriter
+from tocsin.reports.writer import ReportWriter
 from tocsin.resilience import ThrottledLog, describe
 
 log = logging.getLogger(__name__)

@@ -13,6 +13,7 @@ from tocsin.alerts import service as alerts
 from tocsin.auth.deps import Operator, Staff
 from tocsin.db import SessionDep
 from tocsin.errors import AppError, InvalidInput, refusals
+from tocsin.kernel.channels import REPORTS_CHANNEL
 from tocsin.realtime.protocol import DeviceId
 from tocsin.realtime.runtime import Realtime
 from tocsin.reports import service
@@ -29,7 +30,7 @@ from tocsin.reports.schemas import (
     StatusChange,
 )
 from tocsin.reports.service import ReportFilter
-from tocsin.reports.writer import REPORTS_CHANNEL, ReportRefused
+from tocsin.reports.writer import ReportRefused
 from tocsin.types import DbId, Instant
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])

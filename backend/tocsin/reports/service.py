@@ -15,9 +15,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin import backend, geo
-from tocsin.audit import service as audit
 from tocsin.errors import InvalidInput, NotFound
-from tocsin.exercises import clock as exercise_clock
+from tocsin.kernel import audit, exercise_clock
 from tocsin.models import AlertDelivery, AlertResponse, Device, Exercise, Incident, OperatorEvent, Report, User
 from tocsin.reports import feed
 from tocsin.reports.schemas import (

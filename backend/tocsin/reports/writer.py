@@ -23,6 +23,7 @@ from sqlalchemy import select
 from tocsin import backend, metrics
 from tocsin.bus import Bus
 from tocsin.db import Database
+from tocsin.kernel.channels import REPORTS_CHANNEL
 from tocsin.models import Report
 from tocsin.realtime.protocol import ReportIn
 from tocsin.reports import feed
@@ -32,7 +33,6 @@ from tocsin.resilience import ThrottledLog
 log = logging.getLogger(__name__)
 _failures = ThrottledLog(log)  # a database outage: one line per kind of failure per minute, not one per report
 
-REPORTS_CHANNEL = "tocsin:reports"
 MAX_PENDING = 20_000
 WRITE_TIMEOUT_SECONDS = 15
 _FUTURE_SLACK = timedelta(minutes=5)  # phones with a clock a little ahead

@@ -13,9 +13,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from tocsin import metrics
 from tocsin.alerts import service as alerts
 from tocsin.alerts.service import AlertEventOut
-from tocsin.bus import ALERTS_CHANNEL, Bus
+from tocsin.bus import Bus
 from tocsin.db import Database
 from tocsin.exercises.runner import ExerciseRunner
+from tocsin.kernel.channels import ALERTS_CHANNEL
 from tocsin.reports import service as reports
 
 log = logging.getLogger(__name__)
