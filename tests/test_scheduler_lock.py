@@ -17,6 +17,7 @@ from tocsin import backend
 from tocsin.alerts import service as alerts
 from tocsin.bus import InProcessBus
 from tocsin.db import open_database
+from tocsin.kernel.work import unit_of_work
 from tocsin.models import AlertEvent, AuditEntry, SchedulerHeartbeat
 from tocsin.scheduler.leader import HEARTBEAT_NAME, SchedulerLeader, leader_for
 
@@ -28,10 +29,8 @@ class TestExpiryRunTwice:
         later = datetime.now(UTC) + timedelta(minutes=1)
 
         async def expire() -> int:
-            async with harness.database.sessions() as session:
-                events = await alerts.expire_due(session, now=later)
-                await session.commit()
-                return len(events)
+            async with unit_of_work(harness.database, harness.app.state.bus) as work:
+                return await alerts.expire_due(work, now=later)
 
         published = await asyncio.gather(expire(), expire(), expire())
         assert sum(published) == 1

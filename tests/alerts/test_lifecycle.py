@@ -13,6 +13,8 @@ from tests.waiting import wait_until
 from tocsin.alerts import cap
 from tocsin.alerts import service as alerts
 from tocsin.auth.schemas import Role
+from tocsin.kernel.channels import ALERTS_CHANNEL
+from tocsin.kernel.work import unit_of_work
 from tocsin.scheduler import jobs
 
 
@@ -160,10 +162,11 @@ class TestIssue:
         scheduled = await harness.client.post(f"/api/v1/alerts/{alert['id']}/issue", json={"at": at}, headers=approver)
         assert scheduled.json()["state"] == "scheduled"
         # Nothing lives in the scheduler's memory: a job run later (here, as if after a restart) finds it due.
-        async with harness.database.sessions() as session:
-            events = await alerts.issue_due(session, now=datetime.now(UTC) + timedelta(hours=2))
-            await session.commit()
-        assert len(events) == 1
+        async with unit_of_work(harness.database, harness.app.state.bus) as work:
+            issued = await alerts.issue_due(work, now=datetime.now(UTC) + timedelta(hours=2))
+            queued = work.queued
+        assert issued == 1
+        assert [message["kind"] for _, message in queued] == ["issued"]
         after = await harness.client.get(f"/api/v1/alerts/{alert['id']}", headers=approver)
         assert after.json()["state"] == "issued"
 
@@ -245,10 +248,10 @@ class TestExpire:
     async def test_expired_alert_leaves_the_active_set(self, harness: Harness) -> None:
         soon = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
         alert = await approved_and_issued(harness, alert_body(info=[info(expires=soon)]))
-        async with harness.database.sessions() as session:
-            events = await alerts.expire_due(session, now=datetime.now(UTC) + timedelta(minutes=1))
-            await session.commit()
-        assert [e.kind for e in events] == ["expired"]
+        async with unit_of_work(harness.database, harness.app.state.bus) as work:
+            await alerts.expire_due(work, now=datetime.now(UTC) + timedelta(minutes=1))
+            queued = work.queued
+        assert [(channel, message["kind"]) for channel, message in queued] == [(ALERTS_CHANNEL, "expired")]
         approver = await harness.user("anna", Role.approver)
         after = await harness.client.get(f"/api/v1/alerts/{alert['id']}", headers=approver)
         assert after.json()["state"] == "expired"

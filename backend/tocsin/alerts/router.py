@@ -19,11 +19,11 @@ from tocsin.alerts.schemas import (
     IssueIn,
     Status,
 )
-from tocsin.alerts.service import AlertEventOut, AlertQuery
+from tocsin.alerts.service import AlertQuery
 from tocsin.auth.deps import Approver, Operator, OptionalUser, Staff
 from tocsin.db import SessionDep
 from tocsin.errors import InvalidInput, NotFound, UnsupportedMediaType, refusals, text_body
-from tocsin.kernel.channels import ALERTS_CHANNEL
+from tocsin.kernel.work import WorkDep
 from tocsin.models import Alert, User
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
@@ -34,12 +34,6 @@ CAP_BODY_TYPES = ("application/cap+xml", "application/xml", "text/xml")
 
 def _base(request: Request) -> str:
     return str(request.app.state.settings.public_url)
-
-
-async def _publish(request: Request, events: list[AlertEventOut]) -> None:
-    """After commit only: the database already holds what these events announce."""
-    for event in events:
-        await request.app.state.bus.publish(ALERTS_CHANNEL, event.message())
 
 
 def _visible(alert: Alert, user: User | None) -> bool:
@@ -181,13 +175,11 @@ async def approve_alert(request: Request, session: SessionDep, user: Approver, a
 
 @router.post("/alerts/{alert_id}/issue", response_model=AlertOut, responses=refusals(409))
 async def issue_alert(
-    request: Request, session: SessionDep, user: Approver, alert_id: uuid.UUID, body: IssueIn | None = None
+    request: Request, work: WorkDep, user: Approver, alert_id: uuid.UUID, body: IssueIn | None = None
 ) -> AlertOut:
     """Issue now, or at `at` (scheduled; survives restarts). Actual alerts must be approved first."""
-    alert, events = await service.issue(session, alert_id=alert_id, issuer=user, at=body.at if body else None)
-    await session.commit()
-    await _publish(request, events)
-    return await views.alert_out(session, alert, _base(request))
+    alert = await service.issue(work, alert_id=alert_id, issuer=user, at=body.at if body else None)
+    return await views.alert_out(work.session, alert, _base(request))
 
 
 @router.post("/alerts/{alert_id}/update", response_model=AlertOut, status_code=201, responses=refusals(409))

@@ -33,6 +33,8 @@ from tocsin.alerts.schemas import (
 from tocsin.config import Settings
 from tocsin.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tocsin.kernel import audit, exercise_clock
+from tocsin.kernel.channels import ALERTS_CHANNEL
+from tocsin.kernel.work import UnitOfWork
 from tocsin.models import Alert, AlertArea, AlertEvent, AuditEntry, Exercise, User
 
 PUBLIC_STATES = (AlertState.issued, AlertState.updated, AlertState.cancelled, AlertState.expired)
@@ -49,6 +51,12 @@ class AlertEventOut:
 
     def message(self) -> dict[str, Any]:
         return {"type": "alert_event", "seq": self.seq, "kind": self.kind, "alert_id": str(self.alert_id)}
+
+
+def _queue(work: UnitOfWork, events: list[AlertEventOut]) -> None:
+    """Every worker's dispatcher hears of these after commit (and finds them by sequence if it did not)."""
+    for event in events:
+        work.publish_after_commit(ALERTS_CHANNEL, event.message())
 
 
 def utcnow() -> datetime:
@@ -330,13 +338,14 @@ async def approve(session: AsyncSession, *, alert_id: uuid.UUID, approver: User)
 
 
 async def issue(
-    session: AsyncSession,
+    work: UnitOfWork,
     *,
     alert_id: uuid.UUID,
     issuer: User,
     at: datetime | None = None,
-) -> tuple[Alert, list[AlertEventOut]]:
+) -> Alert:
     """Issue now, or schedule for `at`. An Actual alert must have been approved (by someone other than its author)."""
+    session = work.session
     alert = await _get(session, alert_id, for_update=True)
     if alert.state not in (AlertState.draft, AlertState.approved):
         raise Conflict(f"an alert in state '{alert.state}' cannot be issued", code="not_issuable")
@@ -365,9 +374,9 @@ async def issue(
             alert_id=alert.id,
             detail={"at": alert.scheduled_for.isoformat()},
         )
-        return alert, []
-    events = await _send(session, alert, issuer=issuer, now=now)
-    return alert, events
+        return alert
+    _queue(work, await _send(session, alert, issuer=issuer, now=now))
+    return alert
 
 
 async def _send(session: AsyncSession, alert: Alert, *, issuer: User | None, now: datetime) -> list[AlertEventOut]:
@@ -477,7 +486,9 @@ async def discard(session: AsyncSession, *, alert_id: uuid.UUID, actor: User) ->
 # ---- scheduled work (idempotent: what is due is recomputed from our tables every run) ----------------------------
 
 
-async def issue_due(session: AsyncSession, *, now: datetime | None = None) -> list[AlertEventOut]:
+async def issue_due(work: UnitOfWork, *, now: datetime | None = None) -> int:
+    """Send the scheduled alerts whose time came; returns how many went out."""
+    session = work.session
     now = now or utcnow()
     due = (
         (
@@ -512,7 +523,8 @@ async def issue_due(session: AsyncSession, *, now: datetime | None = None) -> li
             continue
         issuer = None if alert.issued_by_id is None else await session.get(User, alert.issued_by_id)
         events += await _send(session, alert, issuer=issuer, now=now)
-    return events
+    _queue(work, events)
+    return len(events)
 
 
 async def _follows_an_active_alert(session: AsyncSession, alert: Alert) -> bool:
@@ -537,8 +549,10 @@ async def _wrote(session: AsyncSession, alert: Alert, user: User) -> bool:
     return found.first() is not None
 
 
-async def end_exercise_alerts(session: AsyncSession, *, exercise_id: str) -> list[AlertEventOut]:
-    """When an exercise stops: its issued alerts end now (devices drop them), its unsent ones are discarded."""
+async def end_exercise_alerts(work: UnitOfWork, *, exercise_id: str) -> int:
+    """When an exercise stops: its issued alerts end now (devices drop them), its unsent ones are discarded.
+    Returns how many issued alerts ended."""
+    session = work.session
     now = utcnow()
     rows = (
         await session.execute(
@@ -564,10 +578,13 @@ async def end_exercise_alerts(session: AsyncSession, *, exercise_id: str) -> lis
             alert.state = AlertState.discarded.value
         detail = {"reason": f"exercise {exercise_id} ended", "was": was}
         await audit.record(session, actor=None, action="end_exercise", alert_id=alert.id, detail=detail, at=now)
-    return events
+    _queue(work, events)
+    return len(events)
 
 
-async def expire_due(session: AsyncSession, *, now: datetime | None = None) -> list[AlertEventOut]:
+async def expire_due(work: UnitOfWork, *, now: datetime | None = None) -> int:
+    """End the issued alerts whose `expires` passed; returns how many."""
+    session = work.session
     now = now or utcnow()
     due = (
         (
@@ -597,7 +614,8 @@ async def expire_due(session: AsyncSession, *, now: datetime | None = None) -> l
             detail={"expires_at": alert.expires_at.isoformat() if alert.expires_at else None},
             at=now,
         )
-    return events
+    _queue(work, events)
+    return len(events)
 
 
 # ---- queries --------------------------------------------------------------------------------------------------

@@ -15,10 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tocsin.alerts import service as alerts
 from tocsin.alerts import templates
 from tocsin.alerts.schemas import AlertDraftIn, AlertState, Area, FollowUpIn, FromTemplateIn, Status
-from tocsin.alerts.service import AlertEventOut
 from tocsin.config import Settings
 from tocsin.errors import AppError
 from tocsin.exercises.scenario import Scenario, ScriptedAction
+from tocsin.kernel.channels import REPORTS_CHANNEL
+from tocsin.kernel.work import UnitOfWork
 from tocsin.models import Alert, AlertArea, Exercise, Report, User
 from tocsin.reports import service as reports
 from tocsin.reports.schemas import ReportStatus, StatusChange
@@ -34,7 +35,7 @@ class ActionFailed(Exception):
 class Scripted:
     """One scripted action to perform, and everything it needs."""
 
-    session: AsyncSession
+    work: UnitOfWork
     exercise: Exercise
     scenario: Scenario
     action: ScriptedAction
@@ -59,12 +60,16 @@ class Scripted:
             template, request, sender_name=self.settings.cap_sender_name, now_plus=lambda d: alerts.utcnow() + d
         )
 
-    async def approve_and_issue(self, alert: Alert) -> tuple[Alert, list[AlertEventOut]]:
+    @property
+    def session(self) -> AsyncSession:
+        return self.work.session
+
+    async def approve_and_issue(self, alert: Alert) -> Alert:
         await alerts.approve(self.session, alert_id=alert.id, approver=self.actor)
-        return await alerts.issue(self.session, alert_id=alert.id, issuer=self.actor)
+        return await alerts.issue(self.work, alert_id=alert.id, issuer=self.actor)
 
 
-async def issue_from_template(job: Scripted) -> tuple[Alert, list[AlertEventOut]]:
+async def issue_from_template(job: Scripted) -> Alert:
     action = job.action
     if action.template is None or action.area is None:
         raise ActionFailed("issue_alert needs a template and an area")
@@ -110,7 +115,7 @@ async def _latest_active(
     raise ActionFailed("no active exercise alert to follow up")
 
 
-async def follow_up(job: Scripted) -> tuple[Alert, list[AlertEventOut]]:
+async def follow_up(job: Scripted) -> Alert:
     action = job.action
     area = next((a for a in job.scenario.areas if a.id == action.area), None)
     earlier = await _latest_active(job.session, job.exercise, action.template, area.name if area else None)
@@ -126,8 +131,10 @@ async def follow_up(job: Scripted) -> tuple[Alert, list[AlertEventOut]]:
     return await job.approve_and_issue(draft)
 
 
-async def triage(session: AsyncSession, *, exercise: Exercise, actor: User) -> list[dict[str, Any]]:
-    """Verify the exercise's new reports (up to a batch); returns the status events to publish after commit."""
+async def triage(work: UnitOfWork, *, exercise: Exercise, actor: User) -> int:
+    """Verify the exercise's new reports (up to a batch); the operator consoles hear of each after commit. Returns
+    how many were verified."""
+    session = work.session
     rows = (
         await session.execute(
             select(Report.id)
@@ -137,26 +144,29 @@ async def triage(session: AsyncSession, *, exercise: Exercise, actor: User) -> l
         )
     ).scalars()
     change = StatusChange(status=ReportStatus.verified)
-    return [
-        reports.status_event(*await reports.set_status(session, report_id=report_id, change=change, actor=actor))
-        for report_id in list(rows)
-    ]
+    verified = 0
+    for report_id in list(rows):
+        changed = await reports.set_status(session, report_id=report_id, change=change, actor=actor)
+        work.publish_after_commit(REPORTS_CHANNEL, reports.status_event(*changed))
+        verified += 1
+    return verified
 
 
-async def perform(job: Scripted) -> tuple[str, list[AlertEventOut], list[dict[str, Any]], uuid.UUID | None]:
-    """Do it; returns (what was done, alert events, report status events, the alert made)."""
+async def perform(job: Scripted) -> tuple[str, uuid.UUID | None]:
+    """Do it in the job's unit of work (its events go out after the caller commits); returns (what was done, the
+    alert made)."""
     action = job.action
     try:
         if action.kind == "issue_alert":
-            alert, events = await issue_from_template(job)
-            return f"issued {action.template} over {action.area}", events, [], alert.id
+            alert = await issue_from_template(job)
+            return f"issued {action.template} over {action.area}", alert.id
         if action.kind in ("update_alert", "cancel_alert"):
-            alert, events = await follow_up(job)
-            return f"{alert.msg_type} of {alert.references_alert_id}", events, [], alert.id
+            alert = await follow_up(job)
+            return f"{alert.msg_type} of {alert.references_alert_id}", alert.id
         if action.kind == "triage_reports":
-            changed = await triage(job.session, exercise=job.exercise, actor=job.actor)
-            return f"verified {len(changed)} reports", [], changed, None
-        return action.note or "responded", [], [], None
+            verified = await triage(job.work, exercise=job.exercise, actor=job.actor)
+            return f"verified {verified} reports", None
+        return action.note or "responded", None
     except AppError as exc:
         raise ActionFailed(f"{exc.message}" + (f" ({exc.field})" if exc.field else "")) from None
     except ValueError as exc:  # a scenario value the alert schemas refuse (pydantic's ValidationError is one)

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
-from tocsin.alerts.service import AlertEventOut
 from tocsin.auth.deps import Staff, require
 from tocsin.auth.schemas import Role
 from tocsin.auth.service import has_role
@@ -31,7 +30,8 @@ from tocsin.exercises.schemas import (
     TimelineEntry,
 )
 from tocsin.kernel import exercise_clock as clock
-from tocsin.kernel.channels import ALERTS_CHANNEL, EXERCISES_CHANNEL
+from tocsin.kernel.channels import EXERCISES_CHANNEL
+from tocsin.kernel.work import UnitOfWork, WorkDep
 from tocsin.models import Exercise, User
 from tocsin.types import Cursor
 
@@ -59,16 +59,9 @@ async def _out(session: SessionDep, exercise: Exercise, user: User) -> ExerciseO
     )
 
 
-async def _commit_and_wake(
-    request: Request, session: SessionDep, exercise: Exercise, events: list[AlertEventOut] | None = None
-) -> None:
-    """Commit, then tell the scheduler (reschedule) and every worker (drop the devices of an ended exercise)."""
-    message = service.wake_message(exercise)
-    await session.commit()
-    bus = request.app.state.bus
-    for event in events or []:
-        await bus.publish(ALERTS_CHANNEL, event.message())
-    await bus.publish(EXERCISES_CHANNEL, message)
+def _wake(work: UnitOfWork, exercise: Exercise) -> None:
+    """After commit, tell the scheduler (reschedule) and every worker (drop the devices of an ended exercise)."""
+    work.publish_after_commit(EXERCISES_CHANNEL, service.wake_message(exercise))
 
 
 @router.get("/scenarios", response_model=list[ScenarioSummary])
@@ -79,9 +72,10 @@ async def list_scenarios(request: Request, _: Staff) -> list[ScenarioSummary]:
 
 
 @router.post("", response_model=ExerciseOut, status_code=201, responses=refusals(404))
-async def create_exercise(request: Request, session: SessionDep, user: Planner, body: ExerciseIn) -> ExerciseOut:
+async def create_exercise(request: Request, work: WorkDep, user: Planner, body: ExerciseIn) -> ExerciseOut:
     """Set up an exercise from a library scenario (`scenario_id`) or a whole scenario document (`scenario`); with
     `start: true` its clock starts at once."""
+    session = work.session
     exercise = await service.create_exercise(
         session,
         body=body,
@@ -89,9 +83,8 @@ async def create_exercise(request: Request, session: SessionDep, user: Planner, 
         settings=request.app.state.settings,
         templates_dir=request.app.state.templates_dir,
     )
-    out = await _out(session, exercise, user)
-    await _commit_and_wake(request, session, exercise)
-    return out
+    _wake(work, exercise)
+    return await _out(session, exercise, user)
 
 
 @router.get("", response_model=list[ExerciseOut])
@@ -109,9 +102,9 @@ async def get_exercise(session: SessionDep, user: Staff, exercise_id: ExerciseId
     return await _out(session, await service.get_exercise(session, exercise_id=exercise_id), user)
 
 
-async def _control(request: Request, session: SessionDep, user: User, exercise_id: str, command: str) -> ExerciseOut:
+async def _control(work: UnitOfWork, user: User, exercise_id: str, command: str) -> ExerciseOut:
+    session = work.session
     exercise = await service.get_exercise(session, exercise_id=exercise_id, for_update=True)
-    events: list[AlertEventOut] = []
     if command == "start":
         await service.start(session, exercise=exercise, actor=user)
     elif command == "pause":
@@ -119,47 +112,45 @@ async def _control(request: Request, session: SessionDep, user: User, exercise_i
     elif command == "resume":
         await service.resume(session, exercise=exercise, actor=user)
     else:
-        events = await service.end(session, exercise=exercise, actor=user)
-    out = await _out(session, exercise, user)
-    await _commit_and_wake(request, session, exercise, events)
-    return out
+        await service.end(work, exercise=exercise, actor=user)
+    if command != "stop":  # `end` queued its own wake-up
+        _wake(work, exercise)
+    return await _out(session, exercise, user)
 
 
 @router.post("/{exercise_id}/start", response_model=ExerciseOut, responses=refusals(409))
-async def start(request: Request, session: SessionDep, user: Planner, exercise_id: ExerciseId) -> ExerciseOut:
+async def start(work: WorkDep, user: Planner, exercise_id: ExerciseId) -> ExerciseOut:
     """Start the scenario clock at the exercise's speed (its synthetic citizens came up when it was created)."""
-    return await _control(request, session, user, exercise_id, "start")
+    return await _control(work, user, exercise_id, "start")
 
 
 @router.post("/{exercise_id}/pause", response_model=ExerciseOut, responses=refusals(409))
-async def pause(request: Request, session: SessionDep, user: Planner, exercise_id: ExerciseId) -> ExerciseOut:
+async def pause(work: WorkDep, user: Planner, exercise_id: ExerciseId) -> ExerciseOut:
     """Freeze scenario time: nothing fires, synthetic citizens wait (their connections stay)."""
-    return await _control(request, session, user, exercise_id, "pause")
+    return await _control(work, user, exercise_id, "pause")
 
 
 @router.post("/{exercise_id}/resume", response_model=ExerciseOut, responses=refusals(409))
-async def resume(request: Request, session: SessionDep, user: Planner, exercise_id: ExerciseId) -> ExerciseOut:
+async def resume(work: WorkDep, user: Planner, exercise_id: ExerciseId) -> ExerciseOut:
     """Run the clock again from where it was paused."""
-    return await _control(request, session, user, exercise_id, "resume")
+    return await _control(work, user, exercise_id, "resume")
 
 
 @router.post("/{exercise_id}/stop", response_model=ExerciseOut, responses=refusals(409))
-async def stop(request: Request, session: SessionDep, user: Planner, exercise_id: ExerciseId) -> ExerciseOut:
+async def stop(work: WorkDep, user: Planner, exercise_id: ExerciseId) -> ExerciseOut:
     """End everything the exercise does, at once: its alerts end, its devices are disconnected on every worker and
     may not come back, nothing more fires."""
-    return await _control(request, session, user, exercise_id, "stop")
+    return await _control(work, user, exercise_id, "stop")
 
 
 @router.put("/{exercise_id}/speed", response_model=ExerciseOut, responses=refusals(409))
-async def set_speed(
-    request: Request, session: SessionDep, user: Planner, exercise_id: ExerciseId, body: SpeedIn
-) -> ExerciseOut:
+async def set_speed(work: WorkDep, user: Planner, exercise_id: ExerciseId, body: SpeedIn) -> ExerciseOut:
     """Scenario seconds per wall-clock second, 1 to 3600; what is pending is rescheduled."""
+    session = work.session
     exercise = await service.get_exercise(session, exercise_id=exercise_id, for_update=True)
     await service.set_speed(session, exercise=exercise, speed=body.speed, actor=user)
-    out = await _out(session, exercise, user)
-    await _commit_and_wake(request, session, exercise)
-    return out
+    _wake(work, exercise)
+    return await _out(session, exercise, user)
 
 
 @router.get("/{exercise_id}/timeline", response_model=TimelineOut)
@@ -177,45 +168,45 @@ async def get_timeline(
 
 
 @router.post("/{exercise_id}/actions", response_model=ExerciseOut, status_code=201, responses=refusals(409))
-async def log_action(session: SessionDep, user: Planner, exercise_id: ExerciseId, body: ActionIn) -> ExerciseOut:
+async def log_action(work: WorkDep, user: Planner, exercise_id: ExerciseId, body: ActionIn) -> ExerciseOut:
     """A controller logs a player action that happened outside Tocsin (a press statement, a call); `fulfils` names
     the expected actions it did."""
+    session = work.session
     exercise = await service.get_exercise(session, exercise_id=exercise_id)
     await service.log_action(session, exercise=exercise, body=body, actor=user)
     out = await _out(session, exercise, user)
-    await session.commit()
     return out
 
 
 @router.post("/{exercise_id}/observations", response_model=ObservationOut, status_code=201)
-async def observe(session: SessionDep, user: Evaluator, exercise_id: ExerciseId, body: ObservationIn) -> ObservationOut:
+async def observe(work: WorkDep, user: Evaluator, exercise_id: ExerciseId, body: ObservationIn) -> ObservationOut:
     """An evaluator's observation: a strength, an area for improvement, or a note, optionally tied to an objective
     and an inject."""
+    session = work.session
     exercise = await service.get_exercise(session, exercise_id=exercise_id)
     row = await service.observe(session, exercise=exercise, body=body, actor=user)
-    await session.commit()
     return report.observation_out(row)
 
 
 @router.put("/{exercise_id}/ratings/{objective}", response_model=ObjectiveRating)
 async def rate(
-    session: SessionDep, user: Evaluator, exercise_id: ExerciseId, objective: ObjectiveId, body: RatingIn
+    work: WorkDep, user: Evaluator, exercise_id: ExerciseId, objective: ObjectiveId, body: RatingIn
 ) -> ObjectiveRating:
     """Rate an objective P, S, M or U (HSEEP); rating again replaces the rating."""
+    session = work.session
     exercise = await service.get_exercise(session, exercise_id=exercise_id)
     row = await service.rate(session, exercise=exercise, objective=objective, body=body, actor=user)
-    await session.commit()
     return report.rating_out(exercise, row)
 
 
 @router.post("/{exercise_id}/improvements", response_model=ImprovementOut, status_code=201)
 async def plan_improvement(
-    session: SessionDep, user: Evaluator, exercise_id: ExerciseId, body: ImprovementIn
+    work: WorkDep, user: Evaluator, exercise_id: ExerciseId, body: ImprovementIn
 ) -> ImprovementOut:
     """A line of the improvement plan: the issue, the corrective action, who owns it and by when."""
+    session = work.session
     exercise = await service.get_exercise(session, exercise_id=exercise_id)
     row = await service.plan_improvement(session, exercise=exercise, body=body, actor=user)
-    await session.commit()
     return report.improvement_out(row)
 
 

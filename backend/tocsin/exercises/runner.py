@@ -33,8 +33,9 @@ from tocsin.exercises.population import Population, build_devices
 from tocsin.exercises.scenario import Inject, Scenario, minutes
 from tocsin.exercises.schemas import ACTIVE_STATES, ExerciseState, Transport
 from tocsin.kernel import exercise_clock as clock
-from tocsin.kernel.channels import ALERTS_CHANNEL, EXERCISES_CHANNEL, REPORTS_CHANNEL
+from tocsin.kernel.channels import EXERCISES_CHANNEL
 from tocsin.kernel.exercise_clock import LiveClock
+from tocsin.kernel.work import UnitOfWork
 from tocsin.models import Device, Exercise, ExerciseDevice, ExerciseEvent, ExerciseReceipt, User
 from tocsin.realtime.runtime import Realtime
 
@@ -199,10 +200,9 @@ class LiveExercise:
                     self.clock.update(row)
                 return False
             if item.kind == "end":
-                events = await service.end(session, exercise=row, actor=None, finished=True)
-                await session.commit()
-                await self.runner.publish_alert_events(events)
-                await self.runner.bus.publish(EXERCISES_CHANNEL, service.wake_message(row))
+                work = UnitOfWork(session, self.runner.bus)
+                await service.end(work, exercise=row, actor=None, finished=True)
+                await work.commit()
                 return True
             if item.kind == "scripted":
                 await session.rollback()
@@ -247,6 +247,7 @@ class LiveExercise:
         runner = self.runner
         title = action.kind.replace("_", " ").capitalize()
         async with runner.database.sessions() as session:
+            work = UnitOfWork(session, runner.bus)
             row = await service.get_exercise(session, exercise_id=self.id, for_update=True)
             if row.state != ExerciseState.running:  # stopped or paused since: a stop wins
                 return
@@ -254,12 +255,10 @@ class LiveExercise:
             try:
                 if actor is None:
                     raise actions.ActionFailed(f"the planner '{row.created_by}' no longer exists")
-                job = actions.Scripted(
-                    session, row, self.scenario, action, actor, runner.settings, runner.templates_dir
-                )
-                done, events, statuses, alert_id = await actions.perform(job)
+                job = actions.Scripted(work, row, self.scenario, action, actor, runner.settings, runner.templates_dir)
+                done, alert_id = await actions.perform(job)
             except actions.ActionFailed as failed:
-                await session.rollback()
+                await work.rollback()
                 row = await service.get_exercise(session, exercise_id=self.id)
                 await clock.record(
                     session, row, key=item.key, kind="scripted", title=f"{title} failed", detail=str(failed)
@@ -277,10 +276,7 @@ class LiveExercise:
                 alert_id=alert_id,
                 actor=actor.username,
             )
-            await session.commit()
-        await runner.publish_alert_events(events)
-        for status in statuses:
-            await runner.bus.publish(REPORTS_CHANNEL, status)
+            await work.commit()
 
     async def flush(self) -> None:
         """Write what the synthetic citizens noted (receipts, counters) since the last flush."""
@@ -414,10 +410,6 @@ class ExerciseRunner:
             await live.flush()
         except Exception:
             log.exception("exercise %s: writing receipts failed", row.id)
-
-    async def publish_alert_events(self, events: list[Any]) -> None:
-        for event in events:
-            await self.bus.publish(ALERTS_CHANNEL, event.message())
 
     async def close(self) -> None:
         for live in list(self.live.values()):

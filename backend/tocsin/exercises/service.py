@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin.alerts import service as alerts
-from tocsin.alerts.service import AlertEventOut
 from tocsin.alerts.templates import load_templates
 from tocsin.backend import dialect_of, insert_ignoring_duplicates
 from tocsin.config import Mode, Settings
@@ -39,6 +38,8 @@ from tocsin.exercises.schemas import (
 )
 from tocsin.kernel import audit
 from tocsin.kernel import exercise_clock as clock
+from tocsin.kernel.channels import EXERCISES_CHANNEL
+from tocsin.kernel.work import UnitOfWork
 from tocsin.models import (
     Exercise,
     ExerciseEvent,
@@ -252,10 +253,9 @@ async def set_speed(session: AsyncSession, *, exercise: Exercise, speed: float, 
     await _audit(session, exercise, actor, "speed")
 
 
-async def end(
-    session: AsyncSession, *, exercise: Exercise, actor: User | None, finished: bool = False
-) -> list[AlertEventOut]:
-    """Stop (or finish) the exercise and end its alerts, in one transaction. Publish the events after commit."""
+async def end(work: UnitOfWork, *, exercise: Exercise, actor: User | None, finished: bool = False) -> None:
+    """Stop (or finish) the exercise and end its alerts, in one transaction; every worker hears of it after commit."""
+    session = work.session
     _need(exercise, ExerciseState.ready, *ACTIVE_STATES, doing="stop")
     state = ExerciseState.finished if finished else ExerciseState.stopped
     clock.set_clock(exercise, state=state.value)
@@ -265,7 +265,8 @@ async def end(
         session, exercise, key="clock:ended", kind="clock", title=title, actor=actor.username if actor else None
     )
     await _audit(session, exercise, actor, state.value)
-    return await alerts.end_exercise_alerts(session, exercise_id=exercise.id)
+    await alerts.end_exercise_alerts(work, exercise_id=exercise.id)
+    work.publish_after_commit(EXERCISES_CHANNEL, wake_message(exercise))
 
 
 async def _audit(session: AsyncSession, exercise: Exercise, actor: User | None, action: str) -> None:

@@ -12,11 +12,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from tocsin import metrics
 from tocsin.alerts import service as alerts
-from tocsin.alerts.service import AlertEventOut
 from tocsin.bus import Bus
 from tocsin.db import Database
 from tocsin.exercises.runner import ExerciseRunner
-from tocsin.kernel.channels import ALERTS_CHANNEL
+from tocsin.kernel.work import unit_of_work
 from tocsin.reports import service as reports
 
 log = logging.getLogger(__name__)
@@ -25,24 +24,13 @@ JOB_OPTIONS = {"replace_existing": True, "coalesce": True, "max_instances": 1, "
 
 
 async def issue_due_alerts(database: Database, bus: Bus) -> int:
-    async with database.sessions() as session:
-        events = await alerts.issue_due(session)
-        await session.commit()
-    await _publish(bus, events)
-    return len(events)
+    async with unit_of_work(database, bus) as work:
+        return await alerts.issue_due(work)
 
 
 async def expire_alerts(database: Database, bus: Bus) -> int:
-    async with database.sessions() as session:
-        events = await alerts.expire_due(session)
-        await session.commit()
-    await _publish(bus, events)
-    return len(events)
-
-
-async def _publish(bus: Bus, events: list[AlertEventOut]) -> None:
-    for event in events:
-        await bus.publish(ALERTS_CHANNEL, event.message())
+    async with unit_of_work(database, bus) as work:
+        return await alerts.expire_due(work)
 
 
 async def purge_old_reports(database: Database, retention_days: int) -> tuple[int, int]:
