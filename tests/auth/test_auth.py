@@ -6,11 +6,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD, Harness
-from tocsin.auth.schemas import Role
+from tocsin.auth import service as users
+from tocsin.auth.schemas import Role, UserCreate
+from tocsin.errors import Conflict
+from tocsin.kernel.channels import USERS_CHANNEL
 from tocsin.models import User
 
 
@@ -61,6 +66,7 @@ class TestUsersAdmin:
         assert created.json()["roles"] == ["approver"]
         again = await harness.client.post("/api/v1/users", json=body, headers=admin)
         assert again.status_code == 409
+        assert again.json()["error"]["field"] == "username"
         operator = await harness.user("olga")
         assert (await harness.client.get("/api/v1/users", headers=operator)).status_code == 403
 
@@ -79,6 +85,38 @@ class TestUsersAdmin:
             headers=admin,
         )
         assert role.json()["error"]["field"] == "roles[0]"
+
+    async def test_a_taken_username_leaves_the_callers_transaction_intact(self, harness: Harness) -> None:
+        admin_headers = await harness.user("adam", Role.admin)
+        assert admin_headers
+        async with harness.database.sessions() as session:
+            admin = (await session.execute(select(User).where(User.username == "adam"))).scalar_one()
+            first = UserCreate(username="bea", password="long enough password", roles=[Role.operator])
+            await users.create_user(session, data=first, actor=admin)
+            with pytest.raises(Conflict):
+                await users.create_user(session, data=first, actor=admin)
+            await session.commit()  # what the caller did before the clash is still there to commit
+        async with harness.database.sessions() as session:
+            names = (await session.execute(select(User.username).where(User.username == "bea"))).scalars().all()
+        assert names == ["bea"]
+
+    async def test_a_changed_account_is_announced_only_after_commit(self, harness: Harness) -> None:
+        admin = await harness.user("adam", Role.admin)
+        await harness.user("olga")
+        heard: list[dict[str, Any]] = []
+
+        async def listen(message: dict[str, Any]) -> None:
+            heard.append(message)
+
+        harness.app.state.bus.subscribe(USERS_CHANNEL, listen)
+        listed = await harness.client.get("/api/v1/users", headers=admin)
+        olga = next(u for u in listed.json() if u["username"] == "olga")
+        refused = await harness.client.patch(f"/api/v1/users/{olga['id']}", json={"roles": ["king"]}, headers=admin)
+        assert refused.status_code == 422
+        changed = await harness.client.patch(f"/api/v1/users/{olga['id']}", json={"is_active": False}, headers=admin)
+        assert changed.status_code == 200
+        await harness.app.state.bus.drain()
+        assert heard == [{"type": "user_changed", "user_id": olga["id"]}]
 
 
 class TestUsersAddCommand:

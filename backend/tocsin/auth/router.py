@@ -12,7 +12,7 @@ from tocsin.auth.schemas import Token, UserCreate, UserOut, UserUpdate
 from tocsin.auth.tokens import issue_token
 from tocsin.db import SessionDep
 from tocsin.errors import TooManyRequests, Unauthorized, refusals
-from tocsin.kernel.channels import USERS_CHANNEL
+from tocsin.kernel.work import WorkDep
 from tocsin.models import User
 from tocsin.types import DbId
 
@@ -63,18 +63,13 @@ async def list_users(session: SessionDep, _: Admin) -> list[UserOut]:
 
 
 @router.post("/users", response_model=UserOut, status_code=201, responses=refusals(409))
-async def create_user(session: SessionDep, admin: Admin, data: UserCreate) -> UserOut:
+async def create_user(work: WorkDep, admin: Admin, data: UserCreate) -> UserOut:
     """Create an account with one or more roles (admin)."""
-    user = await service.create_user(session, data=data, actor=admin)
-    await session.commit()
-    return user_out(user)
+    return user_out(await service.create_user(work.session, data=data, actor=admin))
 
 
 @router.patch("/users/{user_id}", response_model=UserOut)
-async def update_user(request: Request, session: SessionDep, admin: Admin, user_id: DbId, data: UserUpdate) -> UserOut:
+async def update_user(work: WorkDep, admin: Admin, user_id: DbId, data: UserUpdate) -> UserOut:
     """Change an account's roles, password or whether it is active (admin). Any such change ends the account's
     access tokens and open operator feeds."""
-    user = await service.update_user(session, user_id=user_id, data=data, actor=admin)
-    await session.commit()
-    await request.app.state.bus.publish(USERS_CHANNEL, {"type": "user_changed", "user_id": user.id})
-    return user_out(user)
+    return user_out(await service.update_user(work, user_id=user_id, data=data, actor=admin))

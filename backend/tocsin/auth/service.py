@@ -4,31 +4,32 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tocsin import backend
 from tocsin.auth.passwords import DUMMY_HASH, hash_password_in_thread, verify_password_in_thread
 from tocsin.auth.schemas import Role, UserCreate, UserUpdate
 from tocsin.auth.tokens import TokenClaims
 from tocsin.errors import Conflict, NotFound
 from tocsin.kernel import audit
+from tocsin.kernel.channels import USERS_CHANNEL
+from tocsin.kernel.work import UnitOfWork
 from tocsin.models import Organisation, User
 
 
 async def create_user(session: AsyncSession, *, data: UserCreate, actor: User | None = None) -> User:
-    user = User(
-        username=data.username,
-        password_hash=await hash_password_in_thread(data.password),
-        roles=sorted({role.value for role in data.roles}),
-        is_active=True,
-        created_at=datetime.now(UTC),
-    )
-    session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        raise Conflict(f"a user named '{data.username}' exists", field="username", code="user_exists") from None
+    values = {
+        "username": data.username,
+        "password_hash": await hash_password_in_thread(data.password),
+        "roles": sorted({role.value for role in data.roles}),
+        "is_active": True,
+        "created_at": datetime.now(UTC),
+    }
+    # The unique username decides: a clash writes nothing and leaves the caller's transaction as it was.
+    if not await backend.insert_or_ignore(session, User, values):
+        raise Conflict(f"a user named '{data.username}' exists", field="username", code="user_exists")
+    user = await get_user_by_name(session, username=data.username)
+    assert user is not None  # written by this transaction
     await audit.record(
         session, actor=actor, action="user_create", detail={"username": user.username, "roles": user.roles}
     )
@@ -62,8 +63,11 @@ async def list_users(session: AsyncSession) -> Sequence[User]:
     return (await session.execute(select(User).order_by(User.username))).scalars().all()
 
 
-async def update_user(session: AsyncSession, *, user_id: int, data: UserUpdate, actor: User) -> User:
-    user = await get_user(session, user_id=user_id)
+async def update_user(work: UnitOfWork, *, user_id: int, data: UserUpdate, actor: User) -> User:
+    """Any change to roles, password or active state voids the account's tokens; every worker closes its open
+    operator feeds after commit."""
+    session = work.session
+    user = await backend.get_for_update(session, User, user_id)  # two admins at once: neither change is lost
     if user is None:
         raise NotFound(f"no user {user_id}", code="user_not_found")
     changed: dict[str, object] = {}
@@ -78,6 +82,7 @@ async def update_user(session: AsyncSession, *, user_id: int, data: UserUpdate, 
         changed["password"] = "changed"
     if changed:  # every token issued so far stops working, and open operator feeds of this user close
         user.token_version += 1
+        work.publish_after_commit(USERS_CHANNEL, {"type": "user_changed", "user_id": user.id})
     await session.flush()
     await audit.record(session, actor=actor, action="user_update", detail={"username": user.username, **changed})
     return user
