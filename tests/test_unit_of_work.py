@@ -84,10 +84,14 @@ class TestJobBoundary:
 
     async def test_an_exception_rolls_back_and_publishes_nothing(self, harness: Harness) -> None:
         heard = Heard(harness)
-        with pytest.raises(RuntimeError, match="job failed"):
+
+        async def failing_job() -> None:
             async with unit_of_work(harness.database, harness.app.state.bus) as work:
                 await record_and_queue(work, "job_failed")
                 raise RuntimeError("job failed")
+
+        with pytest.raises(RuntimeError, match="job failed"):
+            await failing_job()
         await harness.app.state.bus.drain()
         assert heard.events == []
         assert await entries(harness, "job_failed") == 0
