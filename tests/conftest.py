@@ -24,6 +24,7 @@ from sqlalchemy import text
 from tests.alerts.samples import corpus_dir
 from tests.waiting import wait_until
 from tocsin import (
+    backend,
     migrate,
     models,  # noqa: F401  (every table on Base.metadata)
 )
@@ -95,8 +96,13 @@ async def _truncate(database: Database) -> None:
         if database.dialect_name == "postgresql":
             await connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         else:
+            install, remove = backend.audit_append_only_ddl(database.dialect_name)
+            for statement in remove:  # the append-only triggers, put back below: only a test wipes the audit log
+                await connection.execute(text(statement))
             for table in tables:
                 await connection.execute(text(f"DELETE FROM {table}"))
+            for statement in install:
+                await connection.execute(text(statement))
 
 
 def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import Harness
 from tocsin.db import Base
+from tocsin.kernel import audit
+from tocsin.models import AuditEntry
 
 
 def _diff(connection: Any) -> list[Any]:
@@ -42,3 +46,28 @@ class TestMigrations:
         async with harness.database.engine.connect() as connection:
             names = await connection.run_sync(lambda c: {i["name"] for i in inspect(c).get_indexes("alert_areas")})
         assert ("ix_alert_areas_geom" in names) is is_postgis
+
+
+class TestAuditLogIsAppendOnly:
+    """The triggers of backend.audit_append_only_ddl, installed by the migrations on both backends."""
+
+    async def _one_entry(self, harness: Harness) -> int:
+        async with harness.database.sessions() as session:
+            await audit.record(session, actor=None, action="append_only_check", detail={"n": 1})
+            await session.commit()
+            found = await session.scalar(select(AuditEntry.id).where(AuditEntry.action == "append_only_check"))
+        assert found is not None
+        return int(found)
+
+    @pytest.mark.parametrize(
+        "statement",
+        ["UPDATE audit_entries SET action = 'rewritten' WHERE id = :id", "DELETE FROM audit_entries WHERE id = :id"],
+    )
+    async def test_an_entry_cannot_be_changed_or_removed(self, harness: Harness, statement: str) -> None:
+        entry_id = await self._one_entry(harness)
+        async with harness.database.sessions() as session:
+            with pytest.raises(DBAPIError, match="append-only"):
+                await session.execute(text(statement), {"id": entry_id})
+        async with harness.database.sessions() as session:
+            action = await session.scalar(select(AuditEntry.action).where(AuditEntry.id == entry_id))
+        assert action == "append_only_check"

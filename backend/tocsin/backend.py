@@ -187,6 +187,38 @@ async def get_for_update(session: AsyncSession, model: type[_Row], row_id: Any, 
     return (await session.execute(statement)).scalar_one_or_none()
 
 
+# ---- the audit log is append-only ---------------------------------------------------------------------------------
+
+
+def audit_append_only_ddl(dialect_name: str) -> tuple[list[str], list[str]]:
+    """(install, remove): triggers that refuse UPDATE and DELETE on `audit_entries`, even for someone with SQL
+    access through the application's role. Migrations install them; nothing else may remove them (the test suite's
+    SQLite truncation is the one exception)."""
+    if is_postgres(dialect_name):
+        install = [
+            """
+            CREATE FUNCTION audit_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              RAISE EXCEPTION 'the audit log is append-only';
+            END $$;
+            """,
+            "CREATE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE ON audit_entries "
+            "FOR EACH ROW EXECUTE FUNCTION audit_entries_append_only()",
+        ]
+        remove = [
+            "DROP TRIGGER IF EXISTS audit_entries_append_only ON audit_entries",
+            "DROP FUNCTION IF EXISTS audit_entries_append_only()",
+        ]
+        return install, remove
+    install = [
+        f"CREATE TRIGGER audit_entries_no_{verb.lower()} BEFORE {verb} ON audit_entries "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+        for verb in ("UPDATE", "DELETE")
+    ]
+    remove = [f"DROP TRIGGER IF EXISTS audit_entries_no_{verb} ON audit_entries" for verb in ("update", "delete")]
+    return install, [statement.replace(" ON audit_entries", "") for statement in remove]
+
+
 # ---- scheduler lock ---------------------------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from tocsin import backend
 from tocsin.backend import AreaGeometry, JSONDocument, UTCDateTime
 
 revision = "0001"
@@ -132,24 +133,15 @@ def upgrade() -> None:
     op.create_index(op.f("ix_audit_entries_at"), "audit_entries", ["at"])
     op.create_index(op.f("ix_audit_entries_alert_id"), "audit_entries", ["alert_id"])
     if op.get_context().dialect.name == "postgresql":
-        # The audit log is append-only even for someone with SQL access through the application's role.
-        op.execute(
-            """
-            CREATE FUNCTION audit_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-              RAISE EXCEPTION 'the audit log is append-only';
-            END $$;
-            """
-        )
-        op.execute(
-            "CREATE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE ON audit_entries "
-            "FOR EACH ROW EXECUTE FUNCTION audit_entries_append_only()"
-        )
+        # The audit log is append-only even for someone with SQL access through the application's role (SQLite since
+        # revision 0009).
+        for statement in backend.audit_append_only_ddl("postgresql")[0]:
+            op.execute(statement)
 
 
 def downgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS audit_entries_append_only ON audit_entries")
-        op.execute("DROP FUNCTION IF EXISTS audit_entries_append_only()")
+        for statement in backend.audit_append_only_ddl("postgresql")[1]:
+            op.execute(statement)
     for table in ("audit_entries", "alert_events", "alert_areas", "alerts", "users", "organisations"):
         op.drop_table(table)
