@@ -5,6 +5,7 @@ report. The outages are real: a loopback TCP proxy to the shared services, start
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -99,14 +100,14 @@ class TestStartWhileDown:
         try:
             for name in processes:
                 wait_until_sync(
-                    lambda name=name: logged(name, "database unavailable (attempt 2"),
+                    functools.partial(logged, name, "database unavailable (attempt 2"),
                     what=f"{name} to retry",
                     seconds=60,
                 )
             database.start()
             for name in processes:
                 wait_until_sync(
-                    lambda name=name: logged(name, "redis unavailable (attempt"),
+                    functools.partial(logged, name, "redis unavailable (attempt"),
                     what=f"{name} to wait for redis",
                     seconds=60,
                 )
@@ -247,7 +248,7 @@ class TestWhatCountsAsUnreachable:
             return wrapped
 
     def test_a_server_starting_up_or_shutting_down_is_unreachable(self) -> None:
-        from asyncpg import exceptions as asyncpg_errors  # type: ignore[import-untyped]
+        from asyncpg import exceptions as asyncpg_errors
 
         from tocsin.resilience import database_unreachable
 

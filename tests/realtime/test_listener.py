@@ -55,6 +55,7 @@ class TestListener:
         await citizen.connection.send("x" * 70_000)
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await citizen.receive(5)
+        assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1009
 
     async def test_protocol_errors_close_with_1008(self, live: LiveServer) -> None:
@@ -65,4 +66,5 @@ class TestListener:
             assert (await citizen.receive(5))["code"] == "unknown_type"
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await citizen.receive(5)
+        assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1008
