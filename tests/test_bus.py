@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
 from tests.realtime.test_workers import Redis
 from tocsin.bus import Bus, InProcessBus, RedisBus
+from tocsin.testing import free_port
 
 
 async def _collect(

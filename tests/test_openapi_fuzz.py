@@ -31,11 +31,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import PASSWORD, _truncate, free_port, make_settings
+from tests.conftest import PASSWORD, _truncate, make_settings
 from tocsin.auth import service as users
 from tocsin.auth.schemas import Role, UserCreate
 from tocsin.db import open_database
 from tocsin.main import create_app
+from tocsin.testing import free_port
 
 EXAMPLES_PER_OPERATION = 8
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

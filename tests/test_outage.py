@@ -8,7 +8,6 @@ import asyncio
 import functools
 import json
 import logging
-import os
 import sqlite3
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from tests.alerts.factories import alert_body
-from tests.conftest import PASSWORD, REPO, free_port, make_settings
+from tests.conftest import PASSWORD, REPO, make_settings
 from tests.realtime.test_citizen import INSIDE
 from tests.tcpproxy import TcpProxy
 from tests.test_health import app_client
@@ -35,6 +34,7 @@ from tocsin.db import open_database
 from tocsin.main import create_app
 from tocsin.realtime.protocol import ReportIn
 from tocsin.reports.writer import ReportRefused, ReportWriter
+from tocsin.testing import free_port, wait_healthy, without_tocsin_settings
 
 SECRET = "outage-test-secret-key-that-is-long-enough"
 
@@ -75,8 +75,7 @@ class TestStartWhileDown:
     ) -> None:
         database, redis = proxies
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-        env.update(
+        env = without_tocsin_settings(
             TOCSIN_MODE="production",
             TOCSIN_SECRET_KEY=SECRET,
             TOCSIN_DATABASE_URL=through(database, postgis_url),
@@ -112,7 +111,7 @@ class TestStartWhileDown:
                     seconds=60,
                 )
             redis.start()
-            wait_until_sync(lambda: status_of(f"{base}/healthz") == 200, what="the server to answer", seconds=60)
+            wait_healthy(base, processes["serve"], seconds=60, log=logs["serve"])
             wait_until_sync(lambda: status_of(f"{base}/readyz") == 200, what="the scheduler's heartbeat", seconds=60)
             assert "database available after" in logs["serve"].read_text()
 

@@ -10,8 +10,9 @@ import websockets
 
 from tests.alerts.factories import INSIDE_FAENZA
 from tests.alerts.test_lifecycle import approved_and_issued
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer
 from tests.realtime.wsclient import Citizen
+from tocsin.testing import free_port
 
 INSIDE = {"lon": INSIDE_FAENZA[0], "lat": INSIDE_FAENZA[1]}
 PORT = free_port()
