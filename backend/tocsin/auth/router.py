@@ -13,14 +13,9 @@ from tocsin.auth.tokens import issue_token
 from tocsin.db import SessionDep
 from tocsin.errors import TooManyRequests, Unauthorized, refusals
 from tocsin.kernel.channels import USERS_CHANNEL
-from tocsin.models import User
 from tocsin.types import DbId
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
-
-
-def user_out(user: User) -> UserOut:
-    return UserOut.model_validate(user, from_attributes=True)
 
 
 @router.post("/auth/token", response_model=Token, responses=refusals(401, 429))
@@ -53,13 +48,13 @@ async def login(request: Request, session: SessionDep, form: Annotated[OAuth2Pas
 @router.get("/auth/me", response_model=UserOut)
 async def me(user: CurrentUser) -> UserOut:
     """The signed-in account and its roles."""
-    return user_out(user)
+    return UserOut.model_validate(user)
 
 
 @router.get("/users", response_model=list[UserOut])
 async def list_users(session: SessionDep, _: Admin) -> list[UserOut]:
     """All accounts (admin)."""
-    return [user_out(u) for u in await service.list_users(session)]
+    return [UserOut.model_validate(u) for u in await service.list_users(session)]
 
 
 @router.post("/users", response_model=UserOut, status_code=201, responses=refusals(409))
@@ -67,7 +62,7 @@ async def create_user(session: SessionDep, admin: Admin, data: UserCreate) -> Us
     """Create an account with one or more roles (admin)."""
     user = await service.create_user(session, data=data, actor=admin)
     await session.commit()
-    return user_out(user)
+    return UserOut.model_validate(user)
 
 
 @router.patch("/users/{user_id}", response_model=UserOut)
@@ -77,4 +72,4 @@ async def update_user(request: Request, session: SessionDep, admin: Admin, user_
     user = await service.update_user(session, user_id=user_id, data=data, actor=admin)
     await session.commit()
     await request.app.state.bus.publish(USERS_CHANNEL, {"type": "user_changed", "user_id": user.id})
-    return user_out(user)
+    return UserOut.model_validate(user)
