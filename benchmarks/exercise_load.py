@@ -28,10 +28,8 @@ import gc
 import json
 import os
 import random
-import resource
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,8 +42,11 @@ from typing import Any
 import httpx
 import shapely
 import yaml
+from measure import percentile, raise_fd_limit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+
+from tocsin.testing import free_port, wait_healthy_async, without_tocsin_settings
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO_ID = "romagna-river-flood"
@@ -57,22 +58,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # ---- small helpers ----------------------------------------------------------------------------------------------
-
-
-def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -131,8 +116,7 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
         self.data_dir = Path(tempfile.mkdtemp(prefix="tocsin-exercise-bench-"))
         self.log_path = self.data_dir / "serve.log"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-        self.env.update(
+        self.env = without_tocsin_settings(
             TOCSIN_DATA_DIR=str(self.data_dir),
             TOCSIN_SECRET_KEY=secrets.token_urlsafe(36),  # 48 characters
             TOCSIN_RUN_SCHEDULER="true",
@@ -190,19 +174,6 @@ class Server:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         keep = ("WARNING", "ERROR", "CRITICAL", "Traceback", "Error", "Exception")
         return [line for line in text.splitlines() if any(word in line for word in keep)]
-
-
-async def wait_healthy(http: httpx.AsyncClient, server: Server, timeout: float = 60) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        assert server.process is not None
-        if server.process.poll() is not None:
-            raise RuntimeError(f"the server exited ({server.process.returncode}); see {server.log_path}")
-        with contextlib.suppress(httpx.TransportError):
-            if (await http.get("/healthz")).status_code == 200:
-                return time.monotonic() - started
-        await asyncio.sleep(0.1)
-    raise RuntimeError("the server did not answer /healthz")
 
 
 async def sign_in(http: httpx.AsyncClient, name: str) -> dict[str, str]:
@@ -549,7 +520,8 @@ async def run(args: argparse.Namespace, server: Server, results: Results) -> Non
     server.start()
     sampler = results.sampler = CpuSampler(server.pid)
     async with httpx.AsyncClient(base_url=server.base, timeout=60) as http:
-        results.notes.append(f"server healthy after {await wait_healthy(http, server):.1f} s (pid {server.pid})")
+        took = await wait_healthy_async(server.base, server.process, seconds=60, log=server.log_path)
+        results.notes.append(f"server healthy after {took:.1f} s (pid {server.pid})")
         sampler_task = asyncio.create_task(sampler.run())
         tokens = {name: await sign_in(http, name) for name in ("planner", "operator", "approver")}
         bench = Bench(args, server, http, tokens, area, PublicDevices(), results, deadline)

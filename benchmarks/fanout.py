@@ -15,10 +15,8 @@ import argparse
 import asyncio
 import gc
 import json
-import os
 import random
 import re
-import resource
 import socket
 import subprocess
 import sys
@@ -28,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from measure import percentile, raise_fd_limit, rss_kib
+
+from tocsin.testing import free_port, wait_healthy_async, without_tocsin_settings
 
 REPO = Path(__file__).resolve().parents[1]
 CITY = (8.30, 48.96, 8.50, 49.06)  # Karlsruhe: min lon, min lat, max lon, max lat
@@ -39,29 +40,6 @@ WEST_HALF = [
     [CITY[0], CITY[1]],
 ]
 DEADLINE_SECONDS = 600
-
-
-def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 # ---- load generator (its own process) ---------------------------------------------------------------------------
@@ -203,8 +181,7 @@ async def run_floor(clients: int) -> tuple[list[float], int]:
 async def run_tocsin(clients: int, listener: str) -> tuple[list[float], int, float, float]:
     port, citizen_port = free_port(), free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="tocsin-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-    env.update(
+    env = without_tocsin_settings(
         TOCSIN_DATA_DIR=str(data_dir),
         TOCSIN_PUBLIC_URL=f"http://127.0.0.1:{port}",
         TOCSIN_IP_MESSAGES_PER_MINUTE="10000000",
@@ -224,12 +201,7 @@ async def run_tocsin(clients: int, listener: str) -> tuple[list[float], int, flo
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=60) as http:
-            for _ in range(600):
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
+            await wait_healthy_async(base, server, seconds=60, log=data_dir / "serve.log")
             output = (data_dir / "serve.log").read_text()
             credentials = dict(re.findall(r"^\s+(operator|approver)\s+(\S+)\s+roles:", output, re.M))
             tokens = {}

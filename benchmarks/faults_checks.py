@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 from faults_clients import Device, IssuedAlert, OperatorFeed
 from faults_report import AlertRow, device_delivery, reports_by_phase, runs_per_second, table
 from faults_topology import SCHEDULER_LOCK_KEY, Topology, tcp_client_ports

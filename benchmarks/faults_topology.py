@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tocsin.testing import free_port, without_tocsin_settings
+
 REPO = Path(__file__).resolve().parents[1]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 DATABASE = "tocsin"
@@ -26,12 +28,6 @@ SCHEDULER_LOCK_KEY = 7_404_002  # tocsin.backend.SCHEDULER_LOCK_KEY
 # Rate limits are per address and every simulated device comes from 127.0.0.1: lift them, as ingest.py does.
 UNLIMITED = "1000000000"
 RECORD_START = re.compile(rb"^\d{4}-\d{2}-\d{2}T", re.MULTILINE)  # the first line of a log record
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _as_postgres(argv: list[str]) -> list[str]:
@@ -211,8 +207,7 @@ class Topology:
         self.services: dict[str, Service] = {}
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-        env.update(
+        env = without_tocsin_settings(
             PYTHONPATH=str(REPO / "backend"),  # the code of this checkout, whatever the venv has installed
             PYTHONUNBUFFERED="1",
             TOCSIN_MODE="production",

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,21 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-import httpx
+from measure import percentile
+
+from tocsin.testing import free_port, wait_healthy, without_tocsin_settings
 
 REPO = Path(__file__).resolve().parents[1]
 DEADLINE_SECONDS = 600
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 async def generator(url: str, clients: int, per_client: int, out: Path) -> None:
@@ -146,8 +135,7 @@ async def main() -> None:
     database_url = dsn.replace("postgresql://", "postgresql+asyncpg://")
     port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="tocsin-ingest-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-    env.update(
+    env = without_tocsin_settings(
         TOCSIN_MODE="production",
         TOCSIN_DATABASE_URL=database_url,
         TOCSIN_REDIS_URL=args.redis,
@@ -169,12 +157,7 @@ async def main() -> None:
         cwd=REPO,
     )
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_healthy(f"http://127.0.0.1:{port}", server, seconds=60, log=data_dir / "serve.log")
         out = data_dir / "result.json"
         subprocess.run(
             [

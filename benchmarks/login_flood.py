@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,14 +22,10 @@ from pathlib import Path
 
 import httpx
 
+from tocsin.testing import free_port, wait_healthy, without_tocsin_settings
+
 REPO = Path(__file__).resolve().parents[1]
 DEADLINE_SECONDS = 120
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def probe(client: httpx.AsyncClient, stop: asyncio.Event) -> list[float]:
@@ -86,8 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     port = free_port()
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-        env.update(TOCSIN_DATA_DIR=data_dir, PYTHONPATH=str(REPO / "backend"))
+        env = without_tocsin_settings(TOCSIN_DATA_DIR=data_dir, PYTHONPATH=str(REPO / "backend"))
         subprocess.run([sys.executable, "-m", "tocsin.cli", "db", "upgrade"], env=env, check=True, capture_output=True)
         subprocess.run(
             [sys.executable, "-m", "tocsin.cli", "users", "add", "operator", "--role", "operator", "--password-stdin"],
@@ -104,16 +97,7 @@ def main() -> None:
         )
         try:
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("the server did not start")
-                time.sleep(0.2)
+            wait_healthy(base, server, seconds=60)
             asyncio.run(asyncio.wait_for(flood(base, args.clients, args.attempts), DEADLINE_SECONDS))
         finally:
             server.terminate()

@@ -33,6 +33,7 @@ from tocsin.auth.schemas import Role, UserCreate
 from tocsin.config import Settings
 from tocsin.db import Base, Database, open_database
 from tocsin.main import create_app
+from tocsin.testing import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 POSTGIS_URL = os.environ.get("TOCSIN_TEST_POSTGIS_URL")
@@ -163,14 +164,6 @@ async def harness(database_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
 def cap_samples() -> Path:
     """The real-world CAP corpus beside the checkout (skips without it; fails under CI)."""
     return corpus_dir()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from tests.conftest import free_port
+from tocsin.testing import free_port, wait_healthy, without_tocsin_settings
 
 
 @dataclass
@@ -29,7 +25,8 @@ class Served:
 
 def clean_environment(**settings: str) -> dict[str, str]:
     """This environment without Tocsin's settings and PYTHONPATH (so a test sees the defaults), plus `settings`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_") and k != "PYTHONPATH"}
+    env = without_tocsin_settings()
+    env.pop("PYTHONPATH", None)
     env.update(settings)
     return env
 
@@ -46,16 +43,7 @@ def serving(command: list[str], env: dict[str, str], cwd: Path, output: Path) ->
         )
         served = Served(base=base, port=port, output=output, process=process)
         try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None, served.text()
-                assert time.monotonic() < deadline, "the server did not become ready:\n" + served.text()
-                time.sleep(0.2)
+            wait_healthy(base, process, seconds=90, log=output)
             yield served
         finally:
             process.send_signal(signal.SIGTERM)

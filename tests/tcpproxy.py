@@ -8,7 +8,7 @@ import contextlib
 import threading
 from types import TracebackType
 
-from tests.conftest import free_port
+from tocsin.testing import free_port
 
 
 class TcpProxy:

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
 from tests.realtime.test_workers import Redis
-from tocsin.bus import InProcessBus, RedisBus
+from tocsin.bus import Bus, InProcessBus, RedisBus
+from tocsin.testing import free_port
 
 
 async def _collect(
-    bus: InProcessBus | RedisBus, channel: str, sent: list[dict], others: list[InProcessBus | RedisBus]
-) -> list[list[dict]]:
-    inboxes: list[list[dict]] = [[] for _ in others]
+    bus: Bus, channel: str, sent: list[dict[str, Any]], others: Sequence[Bus]
+) -> list[list[dict[str, Any]]]:
+    inboxes: list[list[dict[str, Any]]] = [[] for _ in others]
     for inbox, subscriber in zip(inboxes, others, strict=True):
 
-        async def keep(message: dict, inbox: list[dict] = inbox) -> None:
+        async def keep(message: dict[str, Any], inbox: list[dict[str, Any]] = inbox) -> None:
             inbox.append(message)
 
         subscriber.subscribe(channel, keep)
@@ -71,7 +72,7 @@ def own_redis() -> Iterator[Redis]:
     server.kill()
 
 
-async def _receive(inbox: asyncio.Queue[dict], count: int, seconds: float = 15) -> list[dict]:
+async def _receive(inbox: asyncio.Queue[dict[str, Any]], count: int, seconds: float = 15) -> list[dict[str, Any]]:
     async with asyncio.timeout(seconds):
         return [await inbox.get() for _ in range(count)]
 
@@ -82,10 +83,10 @@ class TestRedisRestart:
     ) -> None:
         url = f"redis://127.0.0.1:{own_redis.port}/0"
         publisher, subscriber = RedisBus(url), RedisBus(url)
-        inbox: asyncio.Queue[dict] = asyncio.Queue()
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         back = asyncio.Event()
 
-        async def keep(message: dict) -> None:
+        async def keep(message: dict[str, Any]) -> None:
             inbox.put_nowait(message)
 
         async def resync() -> None:

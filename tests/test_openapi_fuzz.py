@@ -23,6 +23,7 @@ import uvicorn
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -30,11 +31,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import PASSWORD, _truncate, free_port, make_settings
+from tests.conftest import PASSWORD, _truncate, make_settings
 from tocsin.auth import service as users
 from tocsin.auth.schemas import Role, UserCreate
 from tocsin.db import open_database
 from tocsin.main import create_app
+from tocsin.testing import free_port
 
 EXAMPLES_PER_OPERATION = 8
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -131,6 +133,8 @@ def test_every_operation_answers_as_documented(
     api = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     started, tried, failures = time.monotonic(), 0, []
     for result in api.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             try:

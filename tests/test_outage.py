@@ -5,9 +5,9 @@ report. The outages are real: a loopback TCP proxy to the shared services, start
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-import os
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +22,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from tests.alerts.factories import alert_body
-from tests.conftest import PASSWORD, REPO, free_port, make_settings
+from tests.conftest import PASSWORD, REPO, make_settings
 from tests.realtime.test_citizen import INSIDE
 from tests.tcpproxy import TcpProxy
 from tests.test_health import app_client
@@ -34,6 +34,7 @@ from tocsin.db import open_database
 from tocsin.main import create_app
 from tocsin.realtime.protocol import ReportIn
 from tocsin.reports.writer import ReportRefused, ReportWriter
+from tocsin.testing import free_port, wait_healthy, without_tocsin_settings
 
 SECRET = "outage-test-secret-key-that-is-long-enough"
 
@@ -74,8 +75,7 @@ class TestStartWhileDown:
     ) -> None:
         database, redis = proxies
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-        env.update(
+        env = without_tocsin_settings(
             TOCSIN_MODE="production",
             TOCSIN_SECRET_KEY=SECRET,
             TOCSIN_DATABASE_URL=through(database, postgis_url),
@@ -99,19 +99,19 @@ class TestStartWhileDown:
         try:
             for name in processes:
                 wait_until_sync(
-                    lambda name=name: logged(name, "database unavailable (attempt 2"),
+                    functools.partial(logged, name, "database unavailable (attempt 2"),
                     what=f"{name} to retry",
                     seconds=60,
                 )
             database.start()
             for name in processes:
                 wait_until_sync(
-                    lambda name=name: logged(name, "redis unavailable (attempt"),
+                    functools.partial(logged, name, "redis unavailable (attempt"),
                     what=f"{name} to wait for redis",
                     seconds=60,
                 )
             redis.start()
-            wait_until_sync(lambda: status_of(f"{base}/healthz") == 200, what="the server to answer", seconds=60)
+            wait_healthy(base, processes["serve"], seconds=60, log=logs["serve"])
             wait_until_sync(lambda: status_of(f"{base}/readyz") == 200, what="the scheduler's heartbeat", seconds=60)
             assert "database available after" in logs["serve"].read_text()
 
@@ -247,7 +247,7 @@ class TestWhatCountsAsUnreachable:
             return wrapped
 
     def test_a_server_starting_up_or_shutting_down_is_unreachable(self) -> None:
-        from asyncpg import exceptions as asyncpg_errors  # type: ignore[import-untyped]
+        from asyncpg import exceptions as asyncpg_errors
 
         from tocsin.resilience import database_unreachable
 

@@ -3,9 +3,7 @@ scheduler inside it issues a scheduled alert by itself."""
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,20 +15,14 @@ import httpx
 import pytest
 
 from tests.alerts.factories import alert_body
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tocsin.testing import free_port, wait_healthy, without_tocsin_settings
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     data_dir = tmp_path_factory.mktemp("embedded")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-    env.update(TOCSIN_DATA_DIR=str(data_dir), TOCSIN_PUBLIC_URL=f"http://127.0.0.1:{port}")
+    env = without_tocsin_settings(TOCSIN_DATA_DIR=str(data_dir), TOCSIN_PUBLIC_URL=f"http://127.0.0.1:{port}")
     log = (data_dir / "serve.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "tocsin.cli", "serve", "--demo", "--port", str(port)],
@@ -41,16 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, (data_dir / "serve.log").read_text()
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.2)
+        wait_healthy(base, process, seconds=60, log=data_dir / "serve.log")
         output = (data_dir / "serve.log").read_text()
         accounts = r"^\s+(operator|approver|planner|evaluator|admin)\s+(\S+)\s+roles:"
         credentials = dict(re.findall(accounts, output, re.M))

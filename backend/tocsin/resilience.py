@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from asyncpg import exceptions as asyncpg_errors  # type: ignore[import-untyped]
+from asyncpg import exceptions as asyncpg_errors
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 

@@ -10,14 +10,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
-from signxml import DigestAlgorithm, SignatureMethod, XMLSigner, XMLVerifier, methods
+from signxml.algorithms import DigestAlgorithm, SignatureConstructionMethod, SignatureMethod
 from signxml.exceptions import SignXMLException
+from signxml.signer import XMLSigner
+from signxml.verifier import XMLVerifier
 
 
 @dataclass(frozen=True)
 class ThrowAwayKey:
     key_pem: bytes
-    cert_pem: bytes
+    cert_pem: str
 
 
 def make_key(common_name: str = "Tocsin test signer") -> ThrowAwayKey:
@@ -37,14 +39,14 @@ def make_key(common_name: str = "Tocsin test signer") -> ThrowAwayKey:
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    return ThrowAwayKey(key_pem=key_pem, cert_pem=cert.public_bytes(serialization.Encoding.PEM))
+    return ThrowAwayKey(key_pem=key_pem, cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode("ascii"))
 
 
 def sign(data: bytes, key: ThrowAwayKey) -> bytes:
     """The message with an enveloped `ds:Signature` as the last child of `<alert>`, as CAP 1.2 places it."""
     root = etree.fromstring(data, parser=etree.XMLParser(remove_blank_text=True, resolve_entities=False))
     signer = XMLSigner(
-        method=methods.enveloped,
+        method=SignatureConstructionMethod.enveloped,
         signature_algorithm=SignatureMethod.RSA_SHA256,
         digest_algorithm=DigestAlgorithm.SHA256,
     )

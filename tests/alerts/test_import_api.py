@@ -5,6 +5,7 @@ Our own messages always; the real-world corpus beside the checkout too when it i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -20,11 +21,11 @@ from tocsin.models import Alert, AlertArea
 CAP_TYPE = {"Content-Type": "application/cap+xml"}
 
 
-async def import_file(h: Harness, path: Path) -> tuple[int, dict]:
+async def import_file(h: Harness, path: Path) -> tuple[int, dict[str, Any]]:
     return await import_bytes(h, path.read_bytes())
 
 
-async def import_bytes(h: Harness, data: bytes) -> tuple[int, dict]:
+async def import_bytes(h: Harness, data: bytes) -> tuple[int, dict[str, Any]]:
     headers = {**await h.user("olga", Role.operator), **CAP_TYPE}
     response = await h.client.post("/api/v1/alerts/cap", content=data, headers=headers)
     return response.status_code, response.json()

@@ -4,6 +4,7 @@ backends."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from lxml import etree
 
@@ -18,21 +19,23 @@ from tocsin.kernel.work import unit_of_work
 from tocsin.scheduler import jobs
 
 
-async def draft(h: Harness, body: dict | None = None) -> dict:
+async def draft(h: Harness, body: dict[str, Any] | None = None) -> dict[str, Any]:
     response = await h.client.post(
         "/api/v1/alerts", json=body or alert_body("en", "fr"), headers=await h.user("olga", Role.operator)
     )
     assert response.status_code == 201, response.text
-    return response.json()
+    alert: dict[str, Any] = response.json()
+    return alert
 
 
-async def approved_and_issued(h: Harness, body: dict | None = None) -> dict:
+async def approved_and_issued(h: Harness, body: dict[str, Any] | None = None) -> dict[str, Any]:
     alert = await draft(h, body)
     approver = await h.user("anna", Role.approver)
     assert (await h.client.post(f"/api/v1/alerts/{alert['id']}/approve", headers=approver)).status_code == 200
     response = await h.client.post(f"/api/v1/alerts/{alert['id']}/issue", headers=approver)
     assert response.status_code == 200, response.text
-    return response.json()
+    issued: dict[str, Any] = response.json()
+    return issued
 
 
 class TestCreateDraft:
@@ -176,9 +179,9 @@ class TestIssue:
         await harness.client.post(f"/api/v1/alerts/{alert['id']}/approve", headers=approver)
         soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
         await harness.client.post(f"/api/v1/alerts/{alert['id']}/issue", json={"at": soon}, headers=approver)
-        received: list[dict] = []
+        received: list[dict[str, Any]] = []
 
-        async def collect(message: dict) -> None:
+        async def collect(message: dict[str, Any]) -> None:
             received.append(message)
 
         harness.app.state.bus.subscribe("tocsin:alerts", collect)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from lxml import etree
 
 from tests.alerts.factories import INSIDE_FAENZA, OUTSIDE, alert_body, info
@@ -19,12 +21,13 @@ L_SHAPE = {
 }
 
 
-async def features(h: Harness, **params: object) -> list[dict]:
+async def features(h: Harness, **params: str | float) -> list[dict[str, Any]]:
     response = await h.client.get("/api/v1/alerts", params=params)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["type"] == "FeatureCollection"
-    return body["features"]
+    found: list[dict[str, Any]] = body["features"]
+    return found
 
 
 class TestPointQuery:

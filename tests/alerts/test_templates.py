@@ -11,6 +11,7 @@ from tests.conftest import REPO, Harness
 from tocsin.alerts import templates
 from tocsin.alerts.schemas import Info
 from tocsin.auth.schemas import Role
+from tocsin.errors import InvalidInput
 
 FILES = sorted((REPO / "alerts").glob("*.yaml"))
 REQUIRED = {
@@ -46,7 +47,7 @@ class TestTemplateFiles:
         template = templates.load_template(REPO / "alerts" / "flood.yaml")
         name = sorted(template.variables)[0]
         values = {k: v for k, v in template.examples().items() if k != name}
-        with pytest.raises(templates.InvalidInput) as refused:
+        with pytest.raises(InvalidInput) as refused:
             templates.render_info(template, "en", values)
         assert refused.value.field == f"variables.{name}"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -23,6 +22,7 @@ from tocsin.auth import service as users
 from tocsin.auth.limits import LoginLimiter, MemoryAttempts
 from tocsin.auth.schemas import Role, UserCreate
 from tocsin.main import create_app
+from tocsin.testing import free_port
 
 
 @asynccontextmanager
@@ -49,13 +49,6 @@ async def forget_login_counts(redis_url: str) -> None:
     async for key in store.scan_iter("tocsin:login:*"):
         await store.delete(key)
     await store.aclose()
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:  # bound then closed: nothing listens there
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 async def sign_in(client: httpx.AsyncClient, username: str, password: str) -> httpx.Response:
@@ -171,9 +164,7 @@ class TestRedisDown:
     async def test_an_unreachable_redis_is_reported_once_and_counting_goes_on_here(
         self, caplog: pytest.LogCaptureFixture
     ) -> None:
-        limits = LoginLimiter(
-            f"redis://127.0.0.1:{closed_port()}/0", per_account=3, per_address=100, window_seconds=900
-        )
+        limits = LoginLimiter(f"redis://127.0.0.1:{free_port()}/0", per_account=3, per_address=100, window_seconds=900)
         try:
             with caplog.at_level(logging.WARNING, logger="tocsin.auth.limits"):
                 lockouts = [await limits.attempt("olga", "192.0.2.1") for _ in range(6)]

@@ -28,7 +28,7 @@ async def load_glossary(server: Harness) -> None:
 def short_scenario(**changes: Any) -> dict[str, Any]:
     """The Romagna scenario cut to two hours: twelve injects, A1 (warn Borgo Durbecco by 0:05) with a contingency
     at 0:06, no scripted actions."""
-    data = yaml.safe_load((REPO / "scenarios" / "romagna-river-flood.yaml").read_text(encoding="utf-8"))
+    data: dict[str, Any] = yaml.safe_load((REPO / "scenarios" / "romagna-river-flood.yaml").read_text(encoding="utf-8"))
     data = copy.deepcopy(data)
     data["id"] = "short-flood"
     data["duration"] = "2:00"

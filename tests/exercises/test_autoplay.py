@@ -3,6 +3,8 @@ exercise the players act, and a contingency fires when they do not."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.conftest import LiveServer
@@ -12,7 +14,9 @@ from tests.exercises.helpers import RUN, planner, short_scenario, timeline, wait
 SCRIPTED = [{"at": "0:02", "kind": "respond_to_inquiry", "fulfils": ["A1"], "note": "Sirens in the Borgo"}]
 
 
-async def _run_to_the_end(live: LiveServer, **body: object) -> tuple[dict, list[dict], dict]:
+async def _run_to_the_end(
+    live: LiveServer, **body: object
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     headers = await planner(live)
     payload = {"scenario": short_scenario(scripted_actions=SCRIPTED), "speed": 3600, "devices": 0, "start": True}
     created = await live.client.post("/api/v1/exercises", json=payload | body, headers=headers)

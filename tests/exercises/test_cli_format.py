@@ -170,13 +170,13 @@ class TestExerciseBody:
         assert "scenario" not in body
 
     def test_a_missing_file_is_not_taken_for_an_id(self, tmp_path: Path) -> None:
-        with pytest.raises(cli.CommandError, match="no such file"):
+        with pytest.raises(exercise_client.CommandError, match="no such file"):
             cli.exercise_body("scenarios/nope.yaml", speed=1, devices=None, seed=None, transport=Transport.auto)
 
     def test_a_file_that_is_not_a_mapping(self, tmp_path: Path) -> None:
         path = tmp_path / "list.yaml"
         path.write_text("- a\n- b\n", encoding="utf-8")
-        with pytest.raises(cli.CommandError, match="one YAML mapping"):
+        with pytest.raises(exercise_client.CommandError, match="one YAML mapping"):
             cli.exercise_body(str(path), speed=1, devices=None, seed=None, transport=Transport.auto)
 
 

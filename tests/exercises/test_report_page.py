@@ -40,7 +40,7 @@ from tocsin.exercises.schemas import (
 )
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, Route
+    from playwright.sync_api import Browser, Dialog, Page, Route
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCRIPT = "<script>alert(1)</script>"
@@ -490,9 +490,13 @@ def _open(browser: Browser, html: str) -> Iterator[OpenedPage]:
         opened.requests.append(route.request.url)
         route.abort()
 
+    def dismiss(dialog: Dialog) -> None:
+        opened.dialogs.append(dialog.message)
+        dialog.dismiss()
+
     opened.page.route("**/*", refuse)
     opened.page.on("request", lambda request: opened.requests.append(f"seen {request.url}"))
-    opened.page.on("dialog", lambda dialog: (opened.dialogs.append(dialog.message), dialog.dismiss()))
+    opened.page.on("dialog", dismiss)
     opened.page.on("console", lambda message: opened.errors.append(message.text) if message.type == "error" else None)
     opened.page.on("pageerror", lambda error: opened.errors.append(str(error)))
     opened.page.set_content(html, wait_until="load")

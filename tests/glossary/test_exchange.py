@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Any
 
 import pytest
 from rdflib import RDF, Graph, Literal, URIRef
@@ -30,7 +31,7 @@ async def export(h: Harness, fmt: str) -> bytes:
 
 async def import_file(
     h: Harness, data: bytes, fmt: str, *, apply: bool = True, reason: str = "round trip", user: str = "gina"
-) -> tuple[int, dict]:
+) -> tuple[int, dict[str, Any]]:
     response = await h.client.post(
         "/api/v1/glossary/import",
         params={"reason": reason, "apply": str(apply).lower()},
@@ -77,8 +78,10 @@ class TestSkosExport:
 
     async def test_deprecated_concept_is_marked_and_names_its_replacement(self, harness: Harness) -> None:
         concepts = dict(content())
-        river = concepts["river-flood"].model_dump()
-        concepts["river-flood"] = Concept.model_validate({**river, "status": "deprecated", "replaced_by": "flood"})
+        river_fields = concepts["river-flood"].model_dump()
+        concepts["river-flood"] = Concept.model_validate(
+            {**river_fields, "status": "deprecated", "replaced_by": "flood"}
+        )
         await load_content(harness, concepts)
         graph = Graph().parse(data=await export(harness, "ttl"), format="turtle")
         river = URIRef(BASE + "river-flood")

@@ -11,10 +11,11 @@ from tocsin.auth.schemas import Role
 PROPOSALS = "/api/v1/glossary/proposals"
 
 
-async def propose(h: Harness, body: dict[str, Any], user: str = "olga", role: Role = Role.operator) -> dict:
+async def propose(h: Harness, body: dict[str, Any], user: str = "olga", role: Role = Role.operator) -> dict[str, Any]:
     response = await h.client.post(PROPOSALS, json=body, headers=await h.user(user, role))
     assert response.status_code == 201, response.text
-    return response.json()
+    proposal: dict[str, Any] = response.json()
+    return proposal
 
 
 async def decide(h: Harness, proposal_id: int, verdict: str, user: str = "gina", **body: Any) -> Any:
@@ -23,12 +24,13 @@ async def decide(h: Harness, proposal_id: int, verdict: str, user: str = "gina",
     )
 
 
-async def versions(h: Harness, concept_id: str) -> list[dict]:
+async def versions(h: Harness, concept_id: str) -> list[dict[str, Any]]:
     response = await h.client.get(
         f"/api/v1/glossary/concepts/{concept_id}/versions", headers=await h.user("olga", Role.operator)
     )
     assert response.status_code == 200, response.text
-    return response.json()
+    history: list[dict[str, Any]] = response.json()
+    return history
 
 
 def with_alt(document: dict[str, Any], lang: str, label: str) -> dict[str, Any]:

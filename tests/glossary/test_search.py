@@ -3,6 +3,8 @@ German transliterations, typos."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.conftest import Harness
@@ -10,10 +12,11 @@ from tests.glossary.factories import load_content
 from tocsin.glossary.schemas import LANGUAGES
 
 
-async def search(h: Harness, q: str, **params: str) -> list[dict]:
+async def search(h: Harness, q: str, **params: str) -> list[dict[str, Any]]:
     response = await h.client.get("/api/v1/glossary/search", params={"q": q, **params})
     assert response.status_code == 200, response.text
-    return response.json()
+    hits: list[dict[str, Any]] = response.json()
+    return hits
 
 
 class TestSearch:

@@ -49,7 +49,7 @@ async def closed_with(feed: ClientConnection, *, wait: float = 15) -> tuple[int,
 async def nothing_more(feed: ClientConnection) -> list[dict[str, Any]]:
     """Ping and collect every feed event that arrives before the pong (what the server had queued)."""
     await feed.send(json.dumps({"type": "ping", "id": "fence"}))
-    events = []
+    events: list[dict[str, Any]] = []
     async with asyncio.timeout(15):
         while True:
             message = json.loads(await feed.recv())

@@ -130,7 +130,7 @@ class TestServerSpeaksTheSpec:
             )
             await feed.send(json.dumps({"type": "ping", "id": "p"}))
             await feed.send(json.dumps({"type": "nonsense"}))
-            kinds = []
+            kinds: list[str] = []
             while len(kinds) < 5:
                 message = json.loads(await feed.recv())
                 validate(message, sent_to_operator)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import websockets
@@ -23,8 +24,8 @@ INSIDE = {"lon": INSIDE_FAENZA[0], "lat": INSIDE_FAENZA[1]}
 FAR = {"lon": OUTSIDE[0], "lat": OUTSIDE[1]}
 
 
-def report(**overrides: object) -> dict:
-    body = {
+def report(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "type": "report",
         "id": str(uuid.uuid4()),
         "category": "flooding",
@@ -54,6 +55,7 @@ class TestConnect:
             assert json.loads(await connection.recv())["code"] == "hello_first"
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await connection.recv()
+            assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 1008
 
 
@@ -244,6 +246,7 @@ class TestProtocolErrors:
         assert codes == ["unknown_type"] * 5
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await rogue.receive(5)
+        assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1008
         await bystander.send({"type": "ping", "id": "p"})
         assert (await bystander.receive_type("pong"))["id"] == "p"
@@ -255,6 +258,7 @@ class TestProtocolErrors:
         assert (await citizen.receive_type("error"))["code"] == "binary_frame"
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await citizen.receive(5)
+        assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1003
 
     async def test_null_coordinates_in_a_place_are_an_error_not_a_crash(self, live: LiveServer) -> None:
@@ -274,6 +278,7 @@ class TestProtocolErrors:
         assert (await citizen.receive_type("error"))["code"] == "too_big"
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await citizen.receive(5)
+        assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1009
 
 

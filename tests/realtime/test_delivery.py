@@ -21,7 +21,7 @@ from sqlalchemy import event, select, text
 
 from tests.alerts.factories import INSIDE_FAENZA, OUTSIDE, alert_body, info
 from tests.alerts.test_lifecycle import approved_and_issued, draft
-from tests.conftest import LiveServer, free_port, make_settings
+from tests.conftest import LiveServer, make_settings
 from tests.realtime.wsclient import Citizen
 from tests.waiting import wait_until
 from tocsin.auth.schemas import Role
@@ -32,6 +32,7 @@ from tocsin.realtime import devices
 from tocsin.realtime.counters import CHUNK_ROWS, DeliveryRecorder
 from tocsin.realtime.protocol import Hello
 from tocsin.reports import service as reports
+from tocsin.testing import free_port
 
 INSIDE = {"lon": INSIDE_FAENZA[0], "lat": INSIDE_FAENZA[1]}
 FAR = {"lon": OUTSIDE[0], "lat": OUTSIDE[1]}

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 
 import pytest
 from shapely.geometry import Point, box
+from shapely.geometry.base import BaseGeometry
 
 from tocsin.db import open_database
 from tocsin.realtime.counters import DeliveryRecorder
@@ -40,10 +42,23 @@ def prepared(
 
 
 def connect(
-    hub: Hub, location: tuple[float, float] | None, *, queue: int = 64, **device: object
+    hub: Hub,
+    location: tuple[float, float] | None,
+    *,
+    queue: int = 64,
+    languages: Sequence[str] = (),
+    exercise_id: str | None = None,
+    places: Sequence[BaseGeometry] = (),
 ) -> tuple[Client, list[int]]:
     closed: list[int] = []
-    client = Client(Device(device_id=f"d{uuid.uuid4().hex[:8]}", location=location, **device), closed.append, queue)
+    device = Device(
+        device_id=f"d{uuid.uuid4().hex[:8]}",
+        location=location,
+        languages=list(languages),
+        exercise_id=exercise_id,
+        places=list(places),
+    )
+    client = Client(device, closed.append, queue)
     hub.add(client)
     return client, closed
 

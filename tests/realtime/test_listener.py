@@ -10,8 +10,9 @@ import websockets
 
 from tests.alerts.factories import INSIDE_FAENZA
 from tests.alerts.test_lifecycle import approved_and_issued
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer
 from tests.realtime.wsclient import Citizen
+from tocsin.testing import free_port
 
 INSIDE = {"lon": INSIDE_FAENZA[0], "lat": INSIDE_FAENZA[1]}
 PORT = free_port()
@@ -55,6 +56,7 @@ class TestListener:
         await citizen.connection.send("x" * 70_000)
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await citizen.receive(5)
+        assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1009
 
     async def test_protocol_errors_close_with_1008(self, live: LiveServer) -> None:
@@ -65,4 +67,5 @@ class TestListener:
             assert (await citizen.receive(5))["code"] == "unknown_type"
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await citizen.receive(5)
+        assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1008

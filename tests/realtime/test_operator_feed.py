@@ -15,7 +15,7 @@ import httpx
 import jwt
 import websockets
 
-from tests.conftest import LiveServer, free_port, make_settings
+from tests.conftest import LiveServer, make_settings
 from tests.realtime.operators import bearer, closed_with, nothing_more, open_feed, read_events
 from tests.realtime.test_triage import body, post
 from tests.waiting import wait_until
@@ -23,6 +23,7 @@ from tocsin.auth.schemas import Role
 from tocsin.auth.tokens import ALGORITHM, AUDIENCE
 from tocsin.main import create_app
 from tocsin.models import Device, Exercise
+from tocsin.testing import free_port
 
 
 def token_of(headers: dict[str, str]) -> str:

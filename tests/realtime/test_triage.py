@@ -7,6 +7,7 @@ import io
 import json
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import websockets
@@ -18,7 +19,9 @@ from tocsin.auth.schemas import Role
 from tocsin.reports import service
 
 
-def body(lon: float, lat: float, category: str = "flooding", text: str = "water", device: str = "device-one") -> dict:
+def body(
+    lon: float, lat: float, category: str = "flooding", text: str = "water", device: str = "device-one"
+) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
         "device_id": device,
@@ -29,7 +32,7 @@ def body(lon: float, lat: float, category: str = "flooding", text: str = "water"
     }
 
 
-async def post(h: Harness, *reports: dict) -> list[int]:
+async def post(h: Harness, *reports: dict[str, Any]) -> list[int]:
     ids = []
     for report in reports:
         response = await h.client.post("/api/v1/reports", json=report)

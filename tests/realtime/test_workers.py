@@ -6,7 +6,6 @@ every alert (the workers catch up from the database), live or on replay; counts 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.alerts.factories import INSIDE_FAENZA, alert_body
-from tests.conftest import IN_CI, PASSWORD, _truncate, free_port
+from tests.conftest import IN_CI, PASSWORD, _truncate
 from tests.realtime.operators import nothing_more, open_feed, read_events
 from tests.realtime.wsclient import Citizen
 from tests.waiting import wait_until
@@ -31,6 +30,7 @@ from tocsin.auth import service as users
 from tocsin.auth.schemas import Role, UserCreate
 from tocsin.db import open_database
 from tocsin.kernel.channels import ALERTS_CHANNEL
+from tocsin.testing import free_port, wait_healthy, without_tocsin_settings
 
 INSIDE = {"lon": INSIDE_FAENZA[0], "lat": INSIDE_FAENZA[1]}
 SECRET = "two-worker-test-secret-key-0123456789abcdef"
@@ -96,8 +96,7 @@ class Worker:
 
 def start_worker(database_url: str, redis_port: int, data_dir: Path) -> Worker:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
-    env.update(
+    env = without_tocsin_settings(
         TOCSIN_MODE="production",
         TOCSIN_DATABASE_URL=database_url,
         TOCSIN_SECRET_KEY=SECRET,
@@ -114,16 +113,8 @@ def start_worker(database_url: str, redis_port: int, data_dir: Path) -> Worker:
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return Worker(url, f"ws://127.0.0.1:{port}", process, log)
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, (data_dir / f"worker-{port}.log").read_text()
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_healthy(url, process, seconds=60, log=data_dir / f"worker-{port}.log")
+    return Worker(url, f"ws://127.0.0.1:{port}", process, log)
 
 
 @pytest.fixture

@@ -13,14 +13,9 @@ from tocsin.auth.tokens import issue_token
 from tocsin.db import SessionDep
 from tocsin.errors import TooManyRequests, Unauthorized, refusals
 from tocsin.kernel.work import WorkDep
-from tocsin.models import User
 from tocsin.types import DbId
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
-
-
-def user_out(user: User) -> UserOut:
-    return UserOut.model_validate(user, from_attributes=True)
 
 
 @router.post("/auth/token", response_model=Token, responses=refusals(401, 429))
@@ -53,23 +48,23 @@ async def login(request: Request, session: SessionDep, form: Annotated[OAuth2Pas
 @router.get("/auth/me", response_model=UserOut)
 async def me(user: CurrentUser) -> UserOut:
     """The signed-in account and its roles."""
-    return user_out(user)
+    return UserOut.model_validate(user)
 
 
 @router.get("/users", response_model=list[UserOut])
 async def list_users(session: SessionDep, _: Admin) -> list[UserOut]:
     """All accounts (admin)."""
-    return [user_out(u) for u in await service.list_users(session)]
+    return [UserOut.model_validate(u) for u in await service.list_users(session)]
 
 
 @router.post("/users", response_model=UserOut, status_code=201, responses=refusals(409))
 async def create_user(work: WorkDep, admin: Admin, data: UserCreate) -> UserOut:
     """Create an account with one or more roles (admin)."""
-    return user_out(await service.create_user(work.session, data=data, actor=admin))
+    return UserOut.model_validate(await service.create_user(work.session, data=data, actor=admin))
 
 
 @router.patch("/users/{user_id}", response_model=UserOut)
 async def update_user(work: WorkDep, admin: Admin, user_id: DbId, data: UserUpdate) -> UserOut:
     """Change an account's roles, password or whether it is active (admin). Any such change ends the account's
     access tokens and open operator feeds."""
-    return user_out(await service.update_user(work, user_id=user_id, data=data, actor=admin))
+    return UserOut.model_validate(await service.update_user(work, user_id=user_id, data=data, actor=admin))

@@ -44,6 +44,8 @@ class UserUpdate(BaseModel):
 
 
 class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # read from a User row
+
     id: int
     username: str
     roles: list[Role]

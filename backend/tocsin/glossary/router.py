@@ -34,7 +34,7 @@ from tocsin.glossary.schemas import (
     VersionOut,
 )
 from tocsin.glossary.skos import MEDIA_TYPES
-from tocsin.models import GlossaryConcept, GlossaryProposal, GlossaryVersion, User
+from tocsin.models import GlossaryConcept, User
 from tocsin.types import DbId
 
 ConceptPath = Annotated[str, Path(min_length=1, max_length=100, pattern=ID_PATTERN, description="a concept id: flood")]
@@ -74,23 +74,6 @@ def _summary(row: GlossaryConcept) -> ConceptSummary:
     )
 
 
-def _version_out(row: GlossaryVersion) -> VersionOut:
-    return VersionOut(
-        concept_id=row.concept_id,
-        version=row.version,
-        action=row.action,
-        changed_at=row.changed_at,
-        changed_by=row.changed_by,
-        reason=row.reason,
-        proposal_id=row.proposal_id,
-        concept=service.concept_of(row),
-    )
-
-
-def _proposal_out(row: GlossaryProposal) -> ProposalOut:
-    return ProposalOut.model_validate(row, from_attributes=True)
-
-
 @router.get("/glossary/concepts", response_model=list[ConceptSummary])
 async def list_concepts(
     session: SessionDep, domain: Domain | None = None, status: ConceptStatus | None = None
@@ -111,13 +94,13 @@ async def get_concept(session: SessionDep, user: OptionalUser, concept_id: Conce
 @router.get("/glossary/concepts/{concept_id}/versions", response_model=list[VersionOut])
 async def list_versions(session: SessionDep, _: Staff, concept_id: ConceptPath) -> list[VersionOut]:
     """Every version of a concept, oldest first: who changed it, when, and why (staff)."""
-    return [_version_out(row) for row in await service.versions(session, concept_id=concept_id)]
+    return [VersionOut.model_validate(row) for row in await service.versions(session, concept_id=concept_id)]
 
 
 @router.get("/glossary/concepts/{concept_id}/versions/{version}", response_model=VersionOut)
 async def get_version(session: SessionDep, _: Staff, concept_id: ConceptPath, version: DbId) -> VersionOut:
     """One version of a concept (staff)."""
-    return _version_out(await service.get_version(session, concept_id=concept_id, version=version))
+    return VersionOut.model_validate(await service.get_version(session, concept_id=concept_id, version=version))
 
 
 @router.get("/glossary/search", response_model=list[SearchHit])
@@ -197,7 +180,7 @@ async def propose(session: SessionDep, user: Staff, body: ProposalIn) -> Proposa
     """Propose a new concept, a change or a deprecation, saying why (any staff role). A glossary editor decides."""
     proposal = await service.propose(session, body=body, proposer=user)
     await session.commit()
-    return _proposal_out(proposal)
+    return ProposalOut.model_validate(proposal)
 
 
 @router.get("/glossary/proposals", response_model=list[ProposalOut])
@@ -212,13 +195,13 @@ async def list_proposals(
     rows = await service.list_proposals(
         session, status=None if status is None else status.value, concept_id=concept_id, limit=limit
     )
-    return [_proposal_out(row) for row in rows]
+    return [ProposalOut.model_validate(row) for row in rows]
 
 
 @router.get("/glossary/proposals/{proposal_id}", response_model=ProposalOut)
 async def get_proposal(session: SessionDep, _: Staff, proposal_id: DbId) -> ProposalOut:
     """One change proposal (staff)."""
-    return _proposal_out(await service.get_proposal(session, proposal_id=proposal_id))
+    return ProposalOut.model_validate(await service.get_proposal(session, proposal_id=proposal_id))
 
 
 @router.post("/glossary/proposals/{proposal_id}/approve", response_model=ProposalOut, responses=refusals(409))
@@ -228,7 +211,7 @@ async def approve(
     """Approve and apply a proposal as the concept's next version (glossary editor, not the proposer)."""
     proposal = await service.approve(session, proposal_id=proposal_id, editor=editor, note=body.note if body else None)
     await session.commit()
-    return _proposal_out(proposal)
+    return ProposalOut.model_validate(proposal)
 
 
 @router.post("/glossary/proposals/{proposal_id}/reject", response_model=ProposalOut, responses=refusals(409))
@@ -236,4 +219,4 @@ async def reject(session: SessionDep, editor: GlossaryEditor, proposal_id: DbId,
     """Reject a proposal with a note saying why (glossary editor; rejecting one's own withdraws it)."""
     proposal = await service.reject(session, proposal_id=proposal_id, editor=editor, note=body.note)
     await session.commit()
-    return _proposal_out(proposal)
+    return ProposalOut.model_validate(proposal)

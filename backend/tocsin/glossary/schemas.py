@@ -155,6 +155,10 @@ class ConceptSummary(BaseModel):
 
 
 class VersionOut(BaseModel):
+    # Read from a GlossaryVersion row (VersionOut.model_validate(row)): `concept` is its `document`. A comment, not a
+    # docstring: a docstring would become the schema's description in the OpenAPI document.
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
     concept_id: str
     version: int
     action: str = Field(description="create | update | deprecate | load | import")
@@ -162,7 +166,7 @@ class VersionOut(BaseModel):
     changed_by: str
     reason: str
     proposal_id: int | None
-    concept: Concept
+    concept: Concept = Field(validation_alias="document")
 
 
 class SearchHit(BaseModel):
@@ -247,6 +251,8 @@ class RejectIn(_Strict):
 
 
 class ProposalOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # read from a GlossaryProposal row
+
     id: int
     concept_id: str
     kind: ProposalKind
