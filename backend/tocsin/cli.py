@@ -26,7 +26,7 @@ from tocsin.config import ConfigError, Settings
 from tocsin.db import Database, open_database
 from tocsin.errors import AppError
 from tocsin.exercise_client import commands as exercise_commands
-from tocsin.exercises.runner import ExerciseRunner
+from tocsin.exercises.simulation.runner import ExerciseRunner
 from tocsin.glossary import cli as glossary_cli
 from tocsin.httpserver import HeaderTimeoutProtocol
 from tocsin.main import create_app

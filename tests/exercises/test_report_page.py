@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.conftest import IN_CI
-from tocsin.exercises.report_html import render_report_html
+from tocsin.exercises.reporting.page import render_report_html
 from tocsin.exercises.schemas import (
     AfterActionReport,
     AlertFigures,
