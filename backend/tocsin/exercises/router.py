@@ -233,5 +233,5 @@ async def get_report(
     exercise = await service.get_exercise(session, exercise_id=exercise_id)
     built = await build_report(session, exercise=exercise)
     if format == "html":
-        return HTMLResponse(await asyncio.to_thread(render_report_html, built))  # seconds of CPU for a large one
+        return HTMLResponse(await asyncio.to_thread(render_report_html, built))  # CPU only: off the event loop
     return built

@@ -1,8 +1,10 @@
 """The after-action report: what happened (timeline), what was measured (figures.py), what evaluators said.
 
 Built in two steps: everything the report is made of is read from the database first (`read_report`), then the
-figures are computed from those rows with no session (`compute_report`), off the event loop: for a large exercise
-that is seconds of work, and other requests must not wait for it.
+figures are computed from those rows with no session (`compute_report`), in a thread: that part is CPU only, and the
+worker's other requests need not wait for it. (Measured with 1,500 devices and 12 alerts: reading 0.1-0.3 s,
+computing 0.02-0.06 s, the HTML page 0.1 s; the first report after a start also builds the glossary's linter,
+about a second, inside `glossary.lint_alert`.)
 """
 
 from __future__ import annotations
