@@ -16,35 +16,49 @@ import asyncio
 import logging
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
 from tocsin import backend
 from tocsin.alerts.templates import load_templates
+from tocsin.bus import Bus
+from tocsin.config import Settings
+from tocsin.db import Database
 from tocsin.exercises import service
 from tocsin.exercises.scenario import Inject, Scenario
 from tocsin.exercises.schemas import ExerciseState
 from tocsin.exercises.simulation import steps
 from tocsin.exercises.simulation.devices import build_devices
-from tocsin.exercises.simulation.population import Population
+from tocsin.exercises.simulation.population import Connect, Population
 from tocsin.exercises.simulation.timetable import Item, plan
 from tocsin.kernel import exercise_clock as clock
 from tocsin.kernel.exercise_clock import LiveClock
 from tocsin.kernel.work import UnitOfWork, unit_of_work
 from tocsin.models import Exercise, ExerciseEvent
 
-if TYPE_CHECKING:
-    from tocsin.exercises.simulation.runner import ExerciseRunner
-
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
 
 
+class Host(Protocol):
+    """What a live exercise needs of the process that runs it (runner.ExerciseRunner)."""
+
+    database: Database
+    bus: Bus
+    settings: Settings
+    templates_dir: Path
+    scheduler: AsyncIOScheduler | None
+
+    def connector(self, row: Exercise) -> Connect | None: ...
+
+
 class LiveExercise:
-    def __init__(self, runner: ExerciseRunner, row: Exercise) -> None:
+    def __init__(self, runner: Host, row: Exercise) -> None:
         self.runner = runner
         self.id = row.id
         self.scenario = Scenario.model_validate(row.scenario)
