@@ -296,6 +296,16 @@ async def insert_or_ignore(session: AsyncSession, table: Any, values: dict[str, 
     return written.first() is not None
 
 
+async def insert_many_or_ignore(
+    session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]], *, batch: int = 1_000
+) -> None:
+    """Insert many rows at once (in batches), leaving out those a unique key already holds; nothing is returned. For
+    bulk writes where the key decides (a population's devices, receipts noted twice)."""
+    statement = insert_ignoring_duplicates(table, dialect_of(session))
+    for start in range(0, len(rows), batch):
+        await session.execute(statement, list(rows[start : start + batch]))
+
+
 async def cluster_points(
     session: AsyncSession, rows: Sequence[tuple[int, float, float]], *, eps_m: float, min_points: int
 ) -> list[list[int]]:

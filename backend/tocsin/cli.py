@@ -25,8 +25,8 @@ from tocsin.bus import create_bus
 from tocsin.config import ConfigError, Settings
 from tocsin.db import Database, open_database
 from tocsin.errors import AppError
-from tocsin.exercises import cli as exercise_cli
-from tocsin.exercises.runner import ExerciseRunner
+from tocsin.exercise_client import commands as exercise_commands
+from tocsin.exercises.simulation.runner import ExerciseRunner
 from tocsin.glossary import cli as glossary_cli
 from tocsin.httpserver import HeaderTimeoutProtocol
 from tocsin.main import create_app
@@ -49,7 +49,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(db_app, name="db")
 app.add_typer(glossary_cli.app, name="glossary")
-app.add_typer(exercise_cli.app, name="exercise")
+app.add_typer(exercise_commands.app, name="exercise")
 
 
 def _settings() -> Settings:

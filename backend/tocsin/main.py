@@ -22,7 +22,7 @@ from tocsin.config import Mode, Settings
 from tocsin.db import open_database
 from tocsin.errors import error_body, install_error_handlers
 from tocsin.exercises import router as exercises_router
-from tocsin.exercises.runner import ExerciseRunner
+from tocsin.exercises.simulation.runner import ExerciseRunner
 from tocsin.glossary import router as glossary_router
 from tocsin.glossary import service as glossary
 from tocsin.openapi import install_openapi

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,8 +17,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from tocsin.exercises import cli
-from tocsin.exercises import client as exercise_client
+from tocsin.exercise_client import api as exercise_client
+from tocsin.exercise_client import commands, follow, formatting
 from tocsin.exercises.schemas import ExerciseOut, ExerciseState, TimelineEntry, TimelineKind, Transport
 
 BASE = "http://tocsin.test"
@@ -76,46 +78,57 @@ class TestFormatting:
         ("seconds", "expected"), [(0, "0:00"), (59.9, "0:00"), (3930, "1:05"), (36000, "10:00"), (-5, "0:00")]
     )
     def test_format_clock(self, seconds: float, expected: str) -> None:
-        assert cli.format_clock(seconds) == expected
+        assert formatting.format_clock(seconds) == expected
 
     @pytest.mark.parametrize(
         ("seconds", "expected"),
         [(None, "n/a"), (40.2, "40 s"), (250, "4 min 10 s"), (600, "10 min"), (3900, "1 h 05 min")],
     )
     def test_format_duration(self, seconds: float | None, expected: str) -> None:
-        assert cli.format_duration(seconds) == expected
+        assert formatting.format_duration(seconds) == expected
 
     def test_format_speed_and_share(self) -> None:
-        assert [cli.format_speed(60.0), cli.format_speed(1.5), cli.format_speed(3600)] == ["x60", "x1.5", "x3600"]
-        assert [cli.format_share(0.9167), cli.format_share(0), cli.format_share(None)] == ["92 %", "0 %", "n/a"]
+        assert [formatting.format_speed(60.0), formatting.format_speed(1.5), formatting.format_speed(3600)] == [
+            "x60",
+            "x1.5",
+            "x3600",
+        ]
+        assert [formatting.format_share(0.9167), formatting.format_share(0), formatting.format_share(None)] == [
+            "92 %",
+            "0 %",
+            "n/a",
+        ]
 
     def test_format_error_names_the_field(self) -> None:
-        assert cli.format_error("too fast", "speed") == "error: too fast (field speed)"
-        assert cli.format_error("not found") == "error: not found"
+        assert formatting.format_error("too fast", "speed") == "error: too fast (field speed)"
+        assert formatting.format_error("not found") == "error: not found"
 
     def test_timeline_line_of_an_inject(self) -> None:
-        line = cli.timeline_line(entry(3930, "inject", "Lamone passes threshold 2", number=3, to="players"))
+        line = formatting.timeline_line(entry(3930, "inject", "Lamone passes threshold 2", number=3, to="players"))
         assert line == "  1:05  inject          #3  Lamone passes threshold 2  (to players)"
 
     def test_timeline_line_without_number_or_role(self) -> None:
-        assert cli.timeline_line(entry(0, "clock", "started at x60")) == "  0:00  clock               started at x60"
+        assert (
+            formatting.timeline_line(entry(0, "clock", "started at x60"))
+            == "  0:00  clock               started at x60"
+        )
 
     def test_status_line_and_details(self) -> None:
         exercise = ExerciseOut.model_validate(exercise_json(scenario_seconds=1830, speed=120, state="paused"))
-        assert cli.status_text(exercise) == "0:30 / 1:00  x120  paused"
-        assert cli.exercise_line(exercise) == "ex1  paused    0:30 / 1:00    x120  River flooding at Faenza"
-        details = cli.exercise_details(exercise)
+        assert formatting.status_text(exercise) == "0:30 / 1:00  x120  paused"
+        assert formatting.exercise_line(exercise) == "ex1  paused    0:30 / 1:00    x120  River flooding at Faenza"
+        details = formatting.exercise_details(exercise)
         assert "injects     0 of 2 fired" in details
         assert "ended       -" in details
 
     def test_alert_line(self) -> None:
-        assert cli.alert_line(ALERT) == (
+        assert formatting.alert_line(ALERT) == (
             "  0:25  Alert   Flood warning Borgo Durbecco: reached 92 % (110 of 120 devices), "
             "50 % in 40 s, 90 % in 4 min 10 s, ack rate 61 %"
         )
 
     def test_summary_lines(self) -> None:
-        lines = cli.summary_lines(REPORT, json_url="J", html_url="H")
+        lines = formatting.summary_lines(REPORT, json_url="J", html_url="H")
         assert lines[0] == "River flooding at Faenza: finished at 1:00 scenario time"
         assert "  injects fired:   2 of 2" in lines
         assert "  alerts issued:   1" in lines
@@ -124,7 +137,7 @@ class TestFormatting:
         assert lines[-2:] == ["  report (JSON):   J", "  report (HTML):   H"]
 
     def test_summary_of_a_sparse_report_does_not_fail(self) -> None:
-        lines = cli.summary_lines({"alerts": [{"reached_share": None}]}, json_url="J", html_url="H")
+        lines = formatting.summary_lines({"alerts": [{"reached_share": None}]}, json_url="J", html_url="H")
         assert "  alerts issued:   1" in lines
         assert "reached n/a (0 of 0 devices), 50 % in n/a" in lines[3]
 
@@ -149,7 +162,7 @@ class TestExerciseBody:
     def test_a_file_is_sent_whole(self, tmp_path: Path) -> None:
         path = tmp_path / "drill.yaml"
         path.write_text("id: drill\nstarts: 2025-10-01\nduration: '1:00'\n", encoding="utf-8")
-        body = cli.exercise_body(str(path), speed=60, devices=None, seed=7, transport=Transport.websocket)
+        body = formatting.exercise_body(str(path), speed=60, devices=None, seed=7, transport=Transport.websocket)
         assert body == {
             "scenario": {"id": "drill", "starts": "2025-10-01", "duration": "1:00"},
             "speed": 60,
@@ -159,25 +172,29 @@ class TestExerciseBody:
         }
 
     def test_autoplay_only_when_asked(self) -> None:
-        asked = cli.exercise_body("drill", speed=1, devices=0, seed=None, transport=Transport.auto, autoplay=True)
+        asked = formatting.exercise_body(
+            "drill", speed=1, devices=0, seed=None, transport=Transport.auto, autoplay=True
+        )
         assert asked["autoplay"] is True
-        assert "autoplay" not in cli.exercise_body("drill", speed=1, devices=0, seed=None, transport=Transport.auto)
+        assert "autoplay" not in formatting.exercise_body(
+            "drill", speed=1, devices=0, seed=None, transport=Transport.auto
+        )
 
     def test_anything_else_is_a_library_id(self) -> None:
-        body = cli.exercise_body("romagna-river-flood", speed=1, devices=0, seed=None, transport=Transport.auto)
+        body = formatting.exercise_body("romagna-river-flood", speed=1, devices=0, seed=None, transport=Transport.auto)
         assert body["scenario_id"] == "romagna-river-flood"
         assert body["devices"] == 0
         assert "scenario" not in body
 
     def test_a_missing_file_is_not_taken_for_an_id(self, tmp_path: Path) -> None:
         with pytest.raises(exercise_client.CommandError, match="no such file"):
-            cli.exercise_body("scenarios/nope.yaml", speed=1, devices=None, seed=None, transport=Transport.auto)
+            formatting.exercise_body("scenarios/nope.yaml", speed=1, devices=None, seed=None, transport=Transport.auto)
 
     def test_a_file_that_is_not_a_mapping(self, tmp_path: Path) -> None:
         path = tmp_path / "list.yaml"
         path.write_text("- a\n- b\n", encoding="utf-8")
         with pytest.raises(exercise_client.CommandError, match="one YAML mapping"):
-            cli.exercise_body(str(path), speed=1, devices=None, seed=None, transport=Transport.auto)
+            formatting.exercise_body(str(path), speed=1, devices=None, seed=None, transport=Transport.auto)
 
 
 def client_for(handler: Handler) -> exercise_client.ExerciseClient:
@@ -284,8 +301,8 @@ def invoke(monkeypatch: pytest.MonkeyPatch, api: FakeApi, *args: str, env: dict[
         transport = httpx.MockTransport(api)
         return exercise_client.ExerciseClient(url, username=username, password=password, transport=transport)
 
-    monkeypatch.setattr(cli, "_open_client", open_client)
-    return CliRunner().invoke(cli.app, list(args), env=env)
+    monkeypatch.setattr(commands, "_open_client", open_client)
+    return CliRunner().invoke(commands.app, list(args), env=env)
 
 
 class TestRunCommand:
@@ -314,7 +331,7 @@ class TestRunCommand:
         api = FakeApi(interrupt_at_poll=2)
         result = invoke(monkeypatch, api, "run", "romagna-river-flood", "--poll", "0")
         assert api.stopped
-        assert result.exit_code == cli.EXIT_INTERRUPTED
+        assert result.exit_code == follow.EXIT_INTERRUPTED
         assert "stopped exercise ex1 at 0:30 scenario time" in result.stdout
 
     def test_no_follow_returns_at_once(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -345,8 +362,18 @@ def test_follow_view_on_a_terminal_prints_lines_above_the_bar() -> None:
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, force_interactive=True, width=100)
     exercise = ExerciseOut.model_validate(exercise_json(scenario_seconds=1800))
-    with cli.FollowView(console, exercise) as view:
+    with follow.FollowView(console, exercise) as view:
         view.line("  0:01  inject          #1  Lamone passes threshold 2")
         view.update(exercise)
     assert "Lamone passes threshold 2" in out.getvalue()
     assert "0:30 / 1:00  x60  running" in out.getvalue()
+
+
+def test_the_client_imports_nothing_of_the_server() -> None:
+    """The client talks HTTP and prints: importing it loads no database, ORM, web framework or service."""
+    probe = "import sys, tocsin.exercise_client.commands; print(' '.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    loaded = set(done.stdout.split())
+    server_side = {"sqlalchemy", "fastapi", "starlette", "tocsin.db", "tocsin.models", "tocsin.bus"}
+    assert not loaded & server_side
+    assert not {name for name in loaded if name.endswith((".service", ".router"))}

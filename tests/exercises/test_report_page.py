@@ -4,6 +4,7 @@ system's Chromium through Playwright (never a downloaded browser) and check it d
 from __future__ import annotations
 
 import importlib.util
+import tomllib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import IN_CI
-from tocsin.exercises.report_html import render_report_html
+from tests.conftest import IN_CI, REPO
+from tocsin.exercises.reporting import page
+from tocsin.exercises.reporting.page import render_report_html
 from tocsin.exercises.schemas import (
     AfterActionReport,
     AlertFigures,
@@ -442,6 +444,13 @@ class TestRenderReportHtml:
         assert html.count('role="img"') == 1  # only the reports chart, with its zeroes
         assert "No alert went out during the exercise." in html
         assert "not rated yet" in html
+
+    def test_the_template_is_package_data(self) -> None:
+        """A wheel carries the page's template: pyproject's package data names where page.py reads it from."""
+        package = REPO / "backend" / "tocsin"
+        globs = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+        shipped = {path for pattern in globs["package-data"]["tocsin"] for path in package.glob(pattern)}
+        assert page.TEMPLATES / "report.html" in shipped
 
 
 # ---- in Chromium -----------------------------------------------------------------------------------------------------

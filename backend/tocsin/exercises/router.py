@@ -1,5 +1,11 @@
+"""The exercises API (`/api/v1/exercises`). Routes take a unit of work (`WorkDep`) when they write: it commits once
+when the route returns, then publishes what the services queued (the scheduler's and workers' wake-up, alert
+events). The one domain module that imports reporting/ (to serve the after-action report); the domain's services
+import neither reporting/ nor simulation/."""
+
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -11,8 +17,9 @@ from tocsin.auth.schemas import Role
 from tocsin.auth.service import has_role
 from tocsin.db import SessionDep
 from tocsin.errors import refusals
-from tocsin.exercises import report, service
-from tocsin.exercises.report_html import render_report_html
+from tocsin.exercises import evaluators, service, timeline
+from tocsin.exercises.reporting.page import render_report_html
+from tocsin.exercises.reporting.report import build_report
 from tocsin.exercises.schemas import (
     ENDED_STATES,
     ActionIn,
@@ -161,9 +168,9 @@ async def get_timeline(
     to players; planners and evaluators see all."""
     exercise = await service.get_exercise(session, exercise_id=exercise_id)
     roles = None if has_role(user, *CONTROL_ROLES) else {"players"}
-    # While the exercise runs, the newest second waits (see service.timeline); once it ended, everything is there.
-    settled = None if exercise.state in ENDED_STATES else clock.now() - service.SETTLE
-    page = await service.timeline(session, exercise_id=exercise_id, after=after, roles=roles, settled_before=settled)
+    # While the exercise runs, the newest second waits (see timeline.timeline); once it ended, everything is there.
+    settled = None if exercise.state in ENDED_STATES else clock.now() - timeline.SETTLE
+    page = await timeline.timeline(session, exercise_id=exercise_id, after=after, roles=roles, settled_before=settled)
     return TimelineOut(entries=page.entries, next=page.next)
 
 
@@ -173,7 +180,7 @@ async def log_action(work: WorkDep, user: Planner, exercise_id: ExerciseId, body
     the expected actions it did."""
     session = work.session
     exercise = await service.get_exercise(session, exercise_id=exercise_id)
-    await service.log_action(session, exercise=exercise, body=body, actor=user)
+    await timeline.log_action(session, exercise=exercise, body=body, actor=user)
     out = await _out(session, exercise, user)
     return out
 
@@ -184,8 +191,8 @@ async def observe(work: WorkDep, user: Evaluator, exercise_id: ExerciseId, body:
     and an inject."""
     session = work.session
     exercise = await service.get_exercise(session, exercise_id=exercise_id)
-    row = await service.observe(session, exercise=exercise, body=body, actor=user)
-    return report.observation_out(row)
+    row = await evaluators.observe(session, exercise=exercise, body=body, actor=user)
+    return ObservationOut.model_validate(row)
 
 
 @router.put("/{exercise_id}/ratings/{objective}", response_model=ObjectiveRating)
@@ -195,8 +202,8 @@ async def rate(
     """Rate an objective P, S, M or U (HSEEP); rating again replaces the rating."""
     session = work.session
     exercise = await service.get_exercise(session, exercise_id=exercise_id)
-    row = await service.rate(session, exercise=exercise, objective=objective, body=body, actor=user)
-    return report.rating_out(exercise, row)
+    row = await evaluators.rate(session, exercise=exercise, objective=objective, body=body, actor=user)
+    return evaluators.rating_out(exercise, row)
 
 
 @router.post("/{exercise_id}/improvements", response_model=ImprovementOut, status_code=201)
@@ -206,8 +213,8 @@ async def plan_improvement(
     """A line of the improvement plan: the issue, the corrective action, who owns it and by when."""
     session = work.session
     exercise = await service.get_exercise(session, exercise_id=exercise_id)
-    row = await service.plan_improvement(session, exercise=exercise, body=body, actor=user)
-    return report.improvement_out(row)
+    row = await evaluators.plan_improvement(session, exercise=exercise, body=body, actor=user)
+    return ImprovementOut.model_validate(row)
 
 
 @router.get(
@@ -224,7 +231,7 @@ async def get_report(
     """The after-action report: timeline, measured figures, ratings, observations, improvement plan. Any time during
     the exercise (figures so far) or after it."""
     exercise = await service.get_exercise(session, exercise_id=exercise_id)
-    built = await report.build_report(session, exercise=exercise)
+    built = await build_report(session, exercise=exercise)
     if format == "html":
-        return HTMLResponse(render_report_html(built))
+        return HTMLResponse(await asyncio.to_thread(render_report_html, built))  # CPU only: off the event loop
     return built

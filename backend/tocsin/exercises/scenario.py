@@ -214,20 +214,20 @@ def load_scenario(path: Path) -> Scenario:
     return scenario
 
 
-def check_references(scenario: Scenario, template_ids: set[str]) -> list[str]:
-    """Everything a scenario names must exist in it (or in alerts/ for templates); times must be in order."""
-    problems: list[str] = []
-    areas = {a.id for a in scenario.areas}
-    objectives = {o.id for o in scenario.objectives}
-    injects = [*scenario.timeline, *(c.inject for c in scenario.contingencies)]
-    actions = [a for inject in injects for a in inject.expected_actions]
-    action_ids = [a.id for a in actions]
-    end = minutes(scenario.duration)
-
-    def need(kind: str, value: str | None, known: set[str], where: str) -> None:
+class _Problems(list[str]):
+    def need(self, kind: str, value: str | None, known: set[str], where: str) -> None:
         if value is not None and value not in known:
-            problems.append(f"{where}: unknown {kind} '{value}'")
+            self.append(f"{where}: unknown {kind} '{value}'")
 
+
+def _all_injects(scenario: Scenario) -> list[Inject]:
+    return [*scenario.timeline, *(c.inject for c in scenario.contingencies)]
+
+
+def _duplicates(scenario: Scenario) -> list[str]:
+    problems: list[str] = []
+    injects = _all_injects(scenario)
+    action_ids = [a.id for inject in injects for a in inject.expected_actions]
     if len({a.id for a in scenario.areas}) != len(scenario.areas):
         problems.append("areas: duplicate id")
     if len({r.id for r in scenario.roles}) != len(scenario.roles):
@@ -237,36 +237,56 @@ def check_references(scenario: Scenario, template_ids: set[str]) -> list[str]:
         problems.append("injects: duplicate number")
     if len(set(action_ids)) != len(action_ids):
         problems.append("expected actions: duplicate id")
-    times = [minutes(i.at) for i in scenario.timeline]
-    if times != sorted(times):
-        problems.append("timeline: injects are not in time order")
-    for share in scenario.population.distribution:
-        need("area", share.area, areas, "population.distribution")
-    for inject in injects:
+    return problems
+
+
+def _check_injects(scenario: Scenario, template_ids: set[str], problems: _Problems) -> None:
+    areas = {a.id for a in scenario.areas}
+    objectives = {o.id for o in scenario.objectives}
+    end = minutes(scenario.duration)
+    for inject in _all_injects(scenario):
         where = f"inject {inject.number}"
         if minutes(inject.at) > end:
             problems.append(f"{where}: after the end of the scenario")
         for objective in inject.objectives:
-            need("objective", objective, objectives, where)
+            problems.need("objective", objective, objectives, where)
         if inject.reports:
-            need("area", inject.reports.area, areas, where)
+            problems.need("area", inject.reports.area, areas, where)
         if inject.failure:
-            need("area", inject.failure.area, areas, where)
+            problems.need("area", inject.failure.area, areas, where)
         for action in inject.expected_actions:
-            need("area", action.area, areas, f"{where} {action.id}")
-            need("template", action.template, template_ids, f"{where} {action.id}")
+            problems.need("area", action.area, areas, f"{where} {action.id}")
+            problems.need("template", action.template, template_ids, f"{where} {action.id}")
+
+
+def _check_actions(scenario: Scenario, template_ids: set[str], problems: _Problems) -> None:
+    areas = {a.id for a in scenario.areas}
+    action_ids = {a.id for inject in _all_injects(scenario) for a in inject.expected_actions}
     for contingency in scenario.contingencies:
-        need("expected action", contingency.if_missing, set(action_ids), f"contingency {contingency.inject.number}")
+        problems.need("expected action", contingency.if_missing, action_ids, f"contingency {contingency.inject.number}")
     for index, scripted in enumerate(scenario.scripted_actions):
         where = f"scripted_actions[{index}]"
-        need("area", scripted.area, areas, where)
-        need("template", scripted.template, template_ids, where)
+        problems.need("area", scripted.area, areas, where)
+        problems.need("template", scripted.template, template_ids, where)
         for action_id in scripted.fulfils:
-            need("expected action", action_id, set(action_ids), where)
-        if minutes(scripted.at) > end:
+            problems.need("expected action", action_id, action_ids, where)
+        if minutes(scripted.at) > minutes(scenario.duration):
             problems.append(f"{where}: after the end of the scenario")
+
+
+def check_references(scenario: Scenario, template_ids: set[str]) -> list[str]:
+    """Everything a scenario names must exist in it (or in alerts/ for templates); times must be in order."""
+    problems = _Problems(_duplicates(scenario))
+    times = [minutes(i.at) for i in scenario.timeline]
+    if times != sorted(times):
+        problems.append("timeline: injects are not in time order")
+    areas = {a.id for a in scenario.areas}
+    for share in scenario.population.distribution:
+        problems.need("area", share.area, areas, "population.distribution")
+    _check_injects(scenario, template_ids, problems)
+    _check_actions(scenario, template_ids, problems)
     if not any(role.id == "players" for role in scenario.roles):
         problems.append("roles: no players")
     if re.search(r"\{\{", scenario.summary):
         problems.append("summary: template markup")
-    return problems
+    return list(problems)

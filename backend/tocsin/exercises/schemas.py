@@ -1,4 +1,4 @@
-"""What the exercises API takes and returns, and the after-action report (JSON; report_html.py renders it)."""
+"""What the exercises API takes and returns, and the after-action report (JSON; reporting/page.py renders it)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,14 @@ MAX_SPEED = 3600.0
 Speed = Annotated[float, Field(ge=MIN_SPEED, le=MAX_SPEED, description="scenario seconds per wall-clock second")]
 Note = Annotated[str, Field(min_length=1, max_length=4_000), AfterValidator(no_nul)]
 Short = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(no_nul)]
+
+
+def _to_a_tenth(seconds: float) -> float:
+    return round(seconds, 1)
+
+
+# Scenario seconds as the API gives them: to a tenth of a second (also when read from a row, `from_attributes`).
+Tenths = Annotated[float, AfterValidator(_to_a_tenth)]
 
 
 class ExerciseState(StrEnum):
@@ -164,7 +172,9 @@ class TimelineKind(StrEnum):
 
 
 class TimelineEntry(BaseModel):
-    scenario_seconds: float
+    model_config = ConfigDict(from_attributes=True)  # read from an ExerciseEvent row
+
+    scenario_seconds: Tenths
     at: datetime
     kind: TimelineKind
     title: str
@@ -257,17 +267,21 @@ class ObjectiveRating(BaseModel):
 
 
 class ObservationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # read from an ExerciseObservation row
+
     id: int
     kind: ObservationKind
     objective: str | None
     inject: int | None
     text: str
     author: str
-    scenario_seconds: float
+    scenario_seconds: Tenths
     at: datetime
 
 
 class ImprovementOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # read from an ExerciseImprovement row
+
     id: int
     objective: str | None
     issue: str

@@ -1,12 +1,11 @@
-"""Exercises: create one from a scenario, drive its clock (start, pause, resume, speed, stop), log player actions,
-record the evaluation. The scheduler process runs what the clock makes due (runner.py)."""
+"""Exercises: the scenario library, creating an exercise from a scenario, driving its clock (start, pause, resume,
+speed, stop). The scheduler process runs what the clock makes due (simulation/); evaluators record what they saw
+(evaluators.py); the timeline is read and added to in timeline.py."""
 
 from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,24 +14,19 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tocsin import backend
 from tocsin.alerts import service as alerts
 from tocsin.alerts.templates import load_templates
-from tocsin.backend import dialect_of, insert_ignoring_duplicates
 from tocsin.config import Mode, Settings
 from tocsin.content import content_dir
 from tocsin.errors import Conflict, InvalidInput, NotFound
 from tocsin.exercises.scenario import Scenario, check_references, load_scenario, minutes
 from tocsin.exercises.schemas import (
     ACTIVE_STATES,
-    ActionIn,
     ExerciseIn,
     ExerciseOut,
     ExerciseState,
-    ImprovementIn,
-    ObservationIn,
-    RatingIn,
     ScenarioSummary,
-    TimelineEntry,
     TimelineKind,
     Transport,
 )
@@ -40,17 +34,9 @@ from tocsin.kernel import audit
 from tocsin.kernel import exercise_clock as clock
 from tocsin.kernel.channels import EXERCISES_CHANNEL
 from tocsin.kernel.work import UnitOfWork
-from tocsin.models import (
-    Exercise,
-    ExerciseEvent,
-    ExerciseImprovement,
-    ExerciseObservation,
-    ExerciseRating,
-    User,
-)
+from tocsin.models import Exercise, ExerciseEvent, User
 
 log = logging.getLogger(__name__)
-SETTLE = timedelta(seconds=1)  # longer than any transaction that writes a timeline entry
 INJECT_KINDS = (TimelineKind.inject.value, TimelineKind.contingency.value)
 
 
@@ -107,10 +93,8 @@ def _scenario_from(body: ExerciseIn, settings: Settings, templates_dir: Path) ->
     return scenario
 
 
-async def create_exercise(
-    session: AsyncSession, *, body: ExerciseIn, actor: User, settings: Settings, templates_dir: Path
-) -> Exercise:
-    scenario = _scenario_from(body, settings, templates_dir)
+def _device_count(body: ExerciseIn, scenario: Scenario, settings: Settings) -> int:
+    """How many synthetic devices the exercise brings up, within what this server allows."""
     devices = min(scenario.population.size, settings.exercise_max_devices) if body.devices is None else body.devices
     if devices > settings.exercise_max_devices:
         raise InvalidInput(
@@ -126,7 +110,13 @@ async def create_exercise(
         raise InvalidInput(
             "synthetic citizens need TOCSIN_EXERCISE_CITIZEN_URL in production (or devices: 0)", field="devices"
         )
-    at = clock.now()
+    return devices
+
+
+async def create_exercise(
+    session: AsyncSession, *, body: ExerciseIn, actor: User, settings: Settings, templates_dir: Path
+) -> Exercise:
+    scenario = _scenario_from(body, settings, templates_dir)
     exercise = Exercise(
         id=f"{scenario.id[:48]}-{secrets.token_hex(3)}",
         scenario_id=scenario.id,
@@ -137,14 +127,14 @@ async def create_exercise(
         clock_seconds=0.0,
         clock_at=None,
         clock_version=0,
-        devices=devices,
+        devices=_device_count(body, scenario, settings),
         seed=body.seed if body.seed is not None else secrets.randbelow(2**31),
         transport=body.transport.value,
         autoplay=body.autoplay,
         join_token=secrets.token_urlsafe(24),
         stats={},
         created_by=actor.username,
-        created_at=at,
+        created_at=clock.now(),
     )
     session.add(exercise)
     await session.flush()
@@ -158,10 +148,11 @@ async def create_exercise(
 
 
 async def get_exercise(session: AsyncSession, *, exercise_id: str, for_update: bool = False) -> Exercise:
-    statement = select(Exercise).where(Exercise.id == exercise_id)
+    """The exercise; `for_update`: locked until the transaction ends and read afresh (its clock changes under it)."""
     if for_update:
-        statement = statement.with_for_update()
-    exercise = (await session.execute(statement)).scalar_one_or_none()
+        exercise = await backend.get_for_update(session, Exercise, exercise_id)
+    else:
+        exercise = (await session.execute(select(Exercise).where(Exercise.id == exercise_id))).scalar_one_or_none()
     if exercise is None:
         raise NotFound(f"no exercise '{exercise_id[:64]}'", code="exercise_not_found")
     return exercise
@@ -212,13 +203,14 @@ def exercise_out(exercise: Exercise, *, fired: int, with_token: bool = False) ->
 # ---- the clock ------------------------------------------------------------------------------------------------------
 
 
-def _need(exercise: Exercise, *states: ExerciseState, doing: str) -> None:
+def need_state(exercise: Exercise, *states: ExerciseState, doing: str) -> None:
+    """Refuse (409) what the exercise's state does not allow."""
     if exercise.state not in states:
         raise Conflict(f"cannot {doing} an exercise that is {exercise.state}", code="exercise_state")
 
 
 async def start(session: AsyncSession, *, exercise: Exercise, actor: User) -> None:
-    _need(exercise, ExerciseState.ready, doing="start")
+    need_state(exercise, ExerciseState.ready, doing="start")
     clock.set_clock(exercise, state=ExerciseState.running.value)
     exercise.started_at = exercise.clock_at
     await clock.record(
@@ -233,21 +225,21 @@ async def start(session: AsyncSession, *, exercise: Exercise, actor: User) -> No
 
 
 async def pause(session: AsyncSession, *, exercise: Exercise, actor: User) -> None:
-    _need(exercise, ExerciseState.running, doing="pause")
+    need_state(exercise, ExerciseState.running, doing="pause")
     clock.set_clock(exercise, state=ExerciseState.paused.value)
     await clock.record(session, exercise, key=None, kind="clock", title="Paused", actor=actor.username)
     await _audit(session, exercise, actor, "paused")
 
 
 async def resume(session: AsyncSession, *, exercise: Exercise, actor: User) -> None:
-    _need(exercise, ExerciseState.paused, doing="resume")
+    need_state(exercise, ExerciseState.paused, doing="resume")
     clock.set_clock(exercise, state=ExerciseState.running.value)
     await clock.record(session, exercise, key=None, kind="clock", title="Resumed", actor=actor.username)
     await _audit(session, exercise, actor, "resumed")
 
 
 async def set_speed(session: AsyncSession, *, exercise: Exercise, speed: float, actor: User) -> None:
-    _need(exercise, ExerciseState.ready, *ACTIVE_STATES, doing="change the speed of")
+    need_state(exercise, ExerciseState.ready, *ACTIVE_STATES, doing="change the speed of")
     clock.set_clock(exercise, speed=speed)
     await clock.record(session, exercise, key=None, kind="clock", title=f"Speed {speed:g}x", actor=actor.username)
     await _audit(session, exercise, actor, "speed")
@@ -256,7 +248,7 @@ async def set_speed(session: AsyncSession, *, exercise: Exercise, speed: float, 
 async def end(work: UnitOfWork, *, exercise: Exercise, actor: User | None, finished: bool = False) -> None:
     """Stop (or finish) the exercise and end its alerts, in one transaction; every worker hears of it after commit."""
     session = work.session
-    _need(exercise, ExerciseState.ready, *ACTIVE_STATES, doing="stop")
+    need_state(exercise, ExerciseState.ready, *ACTIVE_STATES, doing="stop")
     state = ExerciseState.finished if finished else ExerciseState.stopped
     clock.set_clock(exercise, state=state.value)
     exercise.ended_at = exercise.clock_at
@@ -277,151 +269,3 @@ async def _audit(session: AsyncSession, exercise: Exercise, actor: User | None, 
 def wake_message(exercise: Exercise) -> dict[str, Any]:
     """What the scheduler (reschedule) and every worker (close this exercise's devices when it ended) listen to."""
     return {"type": "exercise", "id": exercise.id, "state": exercise.state, "version": exercise.clock_version}
-
-
-# ---- players, controllers and evaluators ----------------------------------------------------------------------------
-
-
-async def log_action(session: AsyncSession, *, exercise: Exercise, body: ActionIn, actor: User) -> None:
-    _need(exercise, *ACTIVE_STATES, doing="log an action in")
-    await clock.record(
-        session,
-        exercise,
-        key=None,
-        kind=TimelineKind.player_action.value,
-        title=body.kind.replace("_", " ").capitalize(),
-        detail=body.note,
-        fulfils=body.fulfils,
-        actor=actor.username,
-    )
-
-
-def _objective_ids(exercise: Exercise) -> set[str]:
-    return {o["id"] for o in exercise.scenario["objectives"]}
-
-
-def _check_objective(exercise: Exercise, objective: str | None) -> None:
-    if objective is not None and objective not in _objective_ids(exercise):
-        raise InvalidInput(f"the scenario has no objective '{objective}'", field="objective")
-
-
-async def observe(
-    session: AsyncSession, *, exercise: Exercise, body: ObservationIn, actor: User
-) -> ExerciseObservation:
-    _check_objective(exercise, body.objective)
-    numbers = {i["number"] for i in exercise.scenario["timeline"]}
-    numbers |= {c["inject"]["number"] for c in exercise.scenario.get("contingencies", [])}
-    if body.inject is not None and body.inject not in numbers:
-        raise InvalidInput(f"the scenario has no inject {body.inject}", field="inject")
-    at = clock.now()
-    row = ExerciseObservation(
-        exercise_id=exercise.id,
-        kind=body.kind.value,
-        objective=body.objective,
-        inject=body.inject,
-        text=body.text,
-        author=actor.username,
-        scenario_seconds=clock.scenario_seconds(exercise, at),
-        at=at,
-    )
-    session.add(row)
-    await session.flush()
-    return row
-
-
-async def rate(
-    session: AsyncSession, *, exercise: Exercise, objective: str, body: RatingIn, actor: User
-) -> ExerciseRating:
-    _check_objective(exercise, objective)
-    values = {
-        "exercise_id": exercise.id,
-        "objective": objective,
-        "rating": body.rating.value,
-        "rationale": body.rationale,
-        "rated_by": actor.username,
-        "rated_at": clock.now(),
-    }
-    # Insert if new (two evaluators rating at once: one insert wins, the other updates), then set the values.
-    await session.execute(insert_ignoring_duplicates(ExerciseRating, dialect_of(session)).values(values))
-    row = (
-        await session.execute(
-            select(ExerciseRating)
-            .where(ExerciseRating.exercise_id == exercise.id, ExerciseRating.objective == objective)
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one()
-    for name, value in values.items():
-        setattr(row, name, value)
-    await session.flush()
-    return row
-
-
-async def plan_improvement(
-    session: AsyncSession, *, exercise: Exercise, body: ImprovementIn, actor: User
-) -> ExerciseImprovement:
-    _check_objective(exercise, body.objective)
-    row = ExerciseImprovement(
-        exercise_id=exercise.id,
-        objective=body.objective,
-        issue=body.issue,
-        corrective_action=body.corrective_action,
-        owner=body.owner,
-        due=body.due,
-        author=actor.username,
-        created_at=clock.now(),
-    )
-    session.add(row)
-    await session.flush()
-    return row
-
-
-# ---- the timeline ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TimelinePage:
-    entries: list[TimelineEntry]
-    next: int
-
-
-def timeline_entry(row: ExerciseEvent) -> TimelineEntry:
-    return TimelineEntry(
-        scenario_seconds=round(row.scenario_seconds, 1),
-        at=row.at,
-        kind=TimelineKind(row.kind),
-        title=row.title,
-        detail=row.detail,
-        to=row.to,
-        number=row.number,
-        objectives=row.objectives,
-        alert_id=row.alert_id,
-    )
-
-
-async def timeline(
-    session: AsyncSession,
-    *,
-    exercise_id: str,
-    after: int = 0,
-    roles: set[str] | None = None,
-    settled_before: datetime | None = None,
-    limit: int = 1_000,
-) -> TimelinePage:
-    """Entries after the cursor, in order. `roles`: the exercise roles the reader holds; injects addressed to another
-    role are left out (players do not see what goes to the controller or the evaluators).
-
-    Ids are handed out when a row is written but become visible when its transaction commits, so on PostgreSQL a
-    lower id can appear after a higher one (an alert's entry commits with the alert). With `settled_before`, only
-    entries written before it are returned, so a follower's cursor never passes an id that is still to appear."""
-    statement = select(ExerciseEvent).where(ExerciseEvent.exercise_id == exercise_id, ExerciseEvent.id > after)
-    if settled_before is not None:
-        statement = statement.where(ExerciseEvent.at < settled_before)
-    rows = (await session.execute(statement.order_by(ExerciseEvent.id).limit(limit))).scalars()
-    entries: list[TimelineEntry] = []
-    last = after
-    for row in rows:
-        last = row.id
-        if roles is not None and row.to is not None and row.to not in roles:
-            continue
-        entries.append(timeline_entry(row))
-    return TimelinePage(entries=entries, next=last)

@@ -14,7 +14,7 @@ from tocsin import metrics
 from tocsin.alerts import service as alerts
 from tocsin.bus import Bus
 from tocsin.db import Database
-from tocsin.exercises.runner import ExerciseRunner
+from tocsin.exercises.simulation.runner import ExerciseRunner
 from tocsin.kernel.work import unit_of_work
 from tocsin.reports import service as reports
 

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tocsin import backend
 from tocsin.bus import Bus
 from tocsin.db import Database
-from tocsin.exercises.runner import ExerciseRunner
+from tocsin.exercises.simulation.runner import ExerciseRunner
 from tocsin.models import SchedulerHeartbeat
 from tocsin.resilience import Backoff, ThrottledLog
 from tocsin.scheduler.jobs import Scheduler

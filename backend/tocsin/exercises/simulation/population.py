@@ -1,12 +1,12 @@
-"""Synthetic citizens: the scenario's population as simulated devices speaking the real citizen protocol.
+"""Synthetic citizens at work: the scenario's population (devices.py) as simulated phones speaking the real citizen
+protocol.
 
-Each device lives somewhere in the scenario's areas (by the population's distribution), speaks one of its languages,
-and may be vulnerable. Connected devices say hello with the exercise's join token, so they get this exercise's alerts
-and nothing else. On an alert they note the moment (the reach figures), acknowledge it with the scenario's rate and
-delay, and check in (vulnerable people ask for help more often). Some move during the exercise. Report waves make the
-devices in an area report; an infrastructure failure cuts some devices off: they queue their reports and resend them
-when they are back, replaying the alerts they missed. All delays are scenario time (LiveClock), so they follow
-pauses and speed changes. The random choices come from the exercise's seed: a rerun behaves the same.
+Connected devices say hello with the exercise's join token, so they get this exercise's alerts and nothing else. On
+an alert they note the moment (the reach figures), acknowledge it with the scenario's rate and delay, and check in
+(vulnerable people ask for help more often). Some move during the exercise. Report waves make the devices in an area
+report; an infrastructure failure cuts some devices off: they queue their reports and resend them when they are
+back, replaying the alerts they missed. All delays are scenario time (LiveClock), so they follow pauses and speed
+changes. The random choices come from the exercise's seed: a rerun behaves the same.
 """
 
 from __future__ import annotations
@@ -16,19 +16,14 @@ import contextlib
 import json
 import logging
 import random
-import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import shapely
-from shapely.geometry.base import BaseGeometry
-
 from tocsin import geo
-from tocsin.exercises.links import Link, LinkClosed
 from tocsin.exercises.scenario import Failure, ReportWave, Scenario, minutes
+from tocsin.exercises.simulation.devices import Receipt, SyntheticDevice, random_points
+from tocsin.exercises.simulation.links import Link, LinkClosed
 from tocsin.kernel.exercise_clock import LiveClock, now
 
 log = logging.getLogger(__name__)
@@ -36,7 +31,6 @@ log = logging.getLogger(__name__)
 RECONNECT_WALL_SECONDS = (0.5, 5.0)  # first wait, longest wait (doubling, with jitter)
 CONNECT_STAGGER_SECONDS = 0.005  # between devices coming up: 2,000 devices over ten seconds
 RESEND_WALL_SECONDS = 2.0  # after `rate_limited` or `unavailable` for a report
-MAX_SAMPLING_ROUNDS = 50
 # Refusals that will not change by trying again: the device gives up.
 FINAL_REFUSALS = frozenset({"exercise_ended", "exercise_unknown", "exercise_required", "device_in_use"})
 MOVER_SHARE = 0.1  # commuters: move to another area once during the exercise
@@ -59,87 +53,6 @@ AREA_REPORTS = {
 }
 
 Connect = Callable[[], Awaitable[Link]]
-
-
-@dataclass
-class SyntheticDevice:
-    device_id: str
-    area: str
-    home: tuple[float, float]
-    lang: str
-    vulnerable: bool
-    connected: bool  # has the app open at all (the scenario's connected_share)
-    location: tuple[float, float] = (0.0, 0.0)
-    link: Link | None = None
-    online: bool = False
-    cut_off: bool = False
-    last_seq: int | None = None
-    received: set[str] = field(default_factory=set)
-    pending: dict[str, str] = field(default_factory=dict)  # report id -> message, until acknowledged
-    queued_offline: set[str] = field(default_factory=set)
-    back_online: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@dataclass
-class Receipt:
-    alert_id: str
-    device_id: str
-    at: Any
-    scenario_seconds: float
-
-
-def random_points(shape: BaseGeometry, count: int, rng: random.Random) -> list[tuple[float, float]]:
-    """Uniform points inside `shape` by rejection in its bounding box (vectorised)."""
-    min_x, min_y, max_x, max_y = shape.bounds
-    points: list[tuple[float, float]] = []
-    generator = np.random.default_rng(rng.randrange(2**32))
-    for _ in range(MAX_SAMPLING_ROUNDS):  # a sliver of a polygon must not hold the event loop
-        if len(points) >= count:
-            break
-        xs = generator.uniform(min_x, max_x, max(64, count * 2))
-        ys = generator.uniform(min_y, max_y, max(64, count * 2))
-        inside = shapely.contains_xy(shape, xs, ys)
-        points.extend(zip(xs[inside].tolist(), ys[inside].tolist(), strict=True))
-    inside = shape.representative_point()
-    points += [(inside.x, inside.y)] * (count - len(points))
-    return points[:count]
-
-
-def _weighted_counts(total: int, shares: list[tuple[str, float]]) -> dict[str, int]:
-    """Split `total` by shares, largest remainders first, so the counts add up exactly."""
-    weight = sum(share for _, share in shares)
-    raw = [(key, total * share / weight) for key, share in shares]
-    counts = {key: int(value) for key, value in raw}
-    left = total - sum(counts.values())
-    for key, _ in sorted(raw, key=lambda kv: kv[1] - int(kv[1]), reverse=True)[:left]:
-        counts[key] += 1
-    return counts
-
-
-def build_devices(scenario: Scenario, *, exercise_id: str, count: int, seed: int) -> list[SyntheticDevice]:
-    rng = random.Random(seed)
-    population = scenario.population
-    shapes = {area.id: geo.from_geojson(area.geometry) for area in scenario.areas}
-    per_area = _weighted_counts(count, [(s.area, s.share) for s in population.distribution])
-    languages = [(language.lang, language.share) for language in population.languages]
-    devices: list[SyntheticDevice] = []
-    for area, area_count in per_area.items():
-        for point in random_points(shapes[area], area_count, rng):
-            lang = rng.choices([lang for lang, _ in languages], weights=[share for _, share in languages])[0]
-            devices.append(
-                SyntheticDevice(
-                    # Random, not derived from the exercise: nobody can post as (or read the reports of) a synthetic
-                    # citizen by guessing its id. The rest of the population still follows the seed.
-                    device_id=f"x-{secrets.token_urlsafe(24)}",
-                    area=area,
-                    home=point,
-                    location=point,
-                    lang=lang,
-                    vulnerable=rng.random() < population.vulnerable_share,
-                    connected=rng.random() < population.behaviour.connected_share,
-                )
-            )
-    return devices
 
 
 class Population:

@@ -17,7 +17,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from tocsin.exercises.charts import (
+from tocsin.exercises.reporting.charts import (
     BarGroup,
     bar_chart,
     format_clock,

@@ -1,7 +1,7 @@
 """The HTTP client of `tocsin exercise ...`: `ExerciseClient` over a server's exercises API, and its errors.
 
 Signs in with the OAuth2 password flow and again when the token expires; API and transport failures become
-`ApiError`s worded for the command line (`cli.py` prints them and holds the commands and the formatting).
+`ApiError`s worded for the command line (commands.py prints them).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Inline SVG charts for the after-action report page (report_html.py), built by hand on the server.
+"""Inline SVG charts for the after-action report page (page.py), built by hand on the server.
 
 No JavaScript, no fonts, no external resources: each function returns markup that is safe to put in the page as is,
 because every text and attribute value goes through `escape` (exercise texts come from users). Charts carry
