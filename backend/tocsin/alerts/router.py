@@ -23,11 +23,14 @@ from tocsin.alerts.service import AlertQuery
 from tocsin.auth.deps import Approver, Operator, OptionalUser, Staff
 from tocsin.db import SessionDep
 from tocsin.errors import InvalidInput, NotFound, UnsupportedMediaType, refusals, text_body
+from tocsin.glossary.schemas import AlertLintOut
 from tocsin.kernel.work import WorkDep
 from tocsin.models import Alert, User
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 feeds = APIRouter(tags=["feeds"])
+# The glossary's findings on an alert: listed with the glossary's routes in the API documentation.
+lint_routes = APIRouter(prefix="/api/v1", tags=["glossary"])
 
 CAP_BODY_TYPES = ("application/cap+xml", "application/xml", "text/xml")
 
@@ -220,6 +223,13 @@ async def discard_alert(request: Request, session: SessionDep, user: Operator, a
     alert = await service.discard(session, alert_id=alert_id, actor=user)
     await session.commit()
     return await views.alert_out(session, alert, _base(request))
+
+
+@lint_routes.get("/alerts/{alert_id}/lint", response_model=AlertLintOut)
+async def lint_alert(session: SessionDep, _: Staff, alert_id: uuid.UUID) -> AlertLintOut:
+    """Glossary findings for the headline, description and instruction of each info of an alert, in the info's
+    language, while drafting and approving it (staff). Warnings: they never block anything."""
+    return await service.lint_alert(session, alert_id=alert_id)
 
 
 @router.get("/alerts/{alert_id}/cap", response_class=Response, responses={200: {"content": {CAP_MEDIA_TYPE: {}}}})

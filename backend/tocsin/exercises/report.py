@@ -18,6 +18,7 @@ import shapely
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tocsin.alerts.service import lint_alert
 from tocsin.exercises import evaluation, service
 from tocsin.exercises.evaluation import AlertDone, Evidence
 from tocsin.exercises.scenario import Scenario, minutes
@@ -37,7 +38,6 @@ from tocsin.exercises.schemas import (
     ReportFigures,
     ScenarioInfo,
 )
-from tocsin.glossary import service as glossary
 from tocsin.kernel import exercise_clock as clock
 from tocsin.models import (
     AlertResponse,
@@ -252,7 +252,7 @@ async def _lint(session: AsyncSession, alerts: list[AlertDone]) -> list[LintFind
     for alert in alerts:
         if alert.msg_type == "Cancel":
             continue
-        linted = await glossary.lint_alert(session, alert_id=alert.alert_id)
+        linted = await lint_alert(session, alert_id=alert.alert_id)
         for info in linted.infos:
             for field, items in info.fields.items():
                 findings += [

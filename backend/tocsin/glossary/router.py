@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -14,7 +13,6 @@ from tocsin.glossary.schemas import (
     ID_PATTERN,
     MAX_IMPORT_BYTES,
     MAX_QUERY,
-    AlertLintOut,
     ConceptOut,
     ConceptStatus,
     ConceptSummary,
@@ -137,13 +135,6 @@ async def lint_text(session: SessionDep, body: LintIn) -> LintOut:
     """The spans of a text that use deprecated or non-preferred terms (with the preferred term) or glossary terms a
     citizen may not understand (with the plain explanation). Inflected forms count. Warnings only (public)."""
     return LintOut(lang=body.lang, findings=await service.lint_text(session, text=body.text, lang=body.lang))
-
-
-@router.get("/alerts/{alert_id}/lint", response_model=AlertLintOut)
-async def lint_alert(session: SessionDep, _: Staff, alert_id: uuid.UUID) -> AlertLintOut:
-    """Glossary findings for the headline, description and instruction of each info of an alert, in the info's
-    language, while drafting and approving it (staff). Warnings: they never block anything."""
-    return await service.lint_alert(session, alert_id=alert_id)
 
 
 @router.get(
