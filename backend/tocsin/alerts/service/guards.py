@@ -22,7 +22,13 @@ _ENDING = {MsgType.update.value: AlertAction.update, MsgType.cancel.value: Alert
 
 
 async def lock_alert(session: AsyncSession, alert_id: uuid.UUID) -> Alert:
-    """Lock the row, then read it fresh, so two workers cannot both move an alert out of one state."""
+    """Lock the row, then read it fresh, so two workers cannot both move an alert out of one state.
+
+    An exercise's alert: its exercise's row is share-locked first. A stop locks the exercise, then its alerts
+    (end_exercise_alerts); taking them in the same order here means the two wait for each other, never deadlock."""
+    exercise_id = (await session.execute(select(Alert.exercise_id).where(Alert.id == alert_id))).scalar_one_or_none()
+    if exercise_id is not None:
+        await backend.get_for_update(session, Exercise, exercise_id, shared=True)
     alert = await backend.get_for_update(session, Alert, alert_id)
     if alert is None:
         raise not_found(alert_id)
