@@ -166,6 +166,7 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
     app.include_router(alerts_router.feeds)
     app.include_router(audit_router.router)
     app.include_router(glossary_router.router)
+    app.include_router(alerts_router.lint_routes)
     app.include_router(reports_router.router)
     app.include_router(exercises_router.router)
     app.include_router(citizen.router)

@@ -11,12 +11,18 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.alerts.cap_compare import differences
+from tests.alerts.factories import alert_body
 from tests.alerts.samples import corpus_file, own, params
 from tests.alerts.signing import make_key, sign, signature_holds
 from tests.conftest import Harness
 from tocsin.alerts import cap
+from tocsin.alerts import service as alerts
+from tocsin.alerts.schemas import AlertDraftIn
+from tocsin.auth import service as users
 from tocsin.auth.schemas import Role
-from tocsin.models import Alert, AlertArea
+from tocsin.errors import Conflict
+from tocsin.kernel.work import unit_of_work
+from tocsin.models import Alert, AlertArea, AuditEntry
 
 CAP_TYPE = {"Content-Type": "application/cap+xml"}
 
@@ -53,6 +59,27 @@ class TestImportCap:
         original = cap.parse_xml(path.read_bytes(), 10**7)
         assert differences(original, again) == []
         assert await count(harness, Alert) == 1
+
+    async def test_a_duplicate_refuses_itself_and_keeps_the_callers_earlier_work(self, harness: Harness) -> None:
+        data = own("valid/guadiana-wildfire-es-pt.xml").read_bytes()
+        assert (await import_bytes(harness, data))[0] == 201
+        settings = harness.app.state.settings
+        async with unit_of_work(harness.database, harness.app.state.bus) as work:
+            author = await users.get_user_by_name(work.session, username="olga")
+            assert author is not None
+            body = AlertDraftIn.model_validate(alert_body())
+            earlier = (await alerts.create_draft(work.session, body=body, author=author, settings=settings)).id
+            with pytest.raises(Conflict) as refused:
+                await alerts.import_cap(work.session, data=data, author=author, settings=settings)
+            assert refused.value.code == "duplicate_alert"
+            # the same transaction goes on and commits what it did before the conflict
+        async with harness.database.sessions() as session:
+            kept = await session.get(Alert, earlier)
+            assert kept is not None
+            assert kept.state == "draft"
+            created = select(func.count()).where(AuditEntry.alert_id == earlier, AuditEntry.action == "create")
+            assert (await session.execute(created)).scalar_one() == 1
+        assert await count(harness, Alert) == 2
 
     async def test_signed_original_is_kept_verbatim(self, harness: Harness, cap_samples: Path) -> None:
         path = cap_samples / "valid" / "google_canada_signed.cap"

@@ -23,11 +23,14 @@ from tocsin.alerts.service import AlertQuery
 from tocsin.auth.deps import Approver, Operator, OptionalUser, Staff
 from tocsin.db import SessionDep
 from tocsin.errors import InvalidInput, NotFound, UnsupportedMediaType, refusals, text_body
-from tocsin.kernel.work import WorkDep
+from tocsin.glossary.schemas import AlertLintOut
+from tocsin.kernel.work import UnitOfWork, WorkDep
 from tocsin.models import Alert, User
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 feeds = APIRouter(tags=["feeds"])
+# The glossary's findings on an alert: listed with the glossary's routes in the API documentation.
+lint_routes = APIRouter(prefix="/api/v1", tags=["glossary"])
 
 CAP_BODY_TYPES = ("application/cap+xml", "application/xml", "text/xml")
 
@@ -84,11 +87,10 @@ async def list_alerts(
 
 
 @router.post("/alerts", response_model=AlertOut, status_code=201, responses=refusals(409))
-async def create_alert(request: Request, session: SessionDep, user: Operator, body: AlertDraftIn) -> AlertOut:
+async def create_alert(request: Request, work: WorkDep, user: Operator, body: AlertDraftIn) -> AlertOut:
     """Draft an alert: CAP 1.2 content, one `info` per language, areas as GeoJSON polygons and/or circles."""
-    alert = await service.create_draft(session, body=body, author=user, settings=request.app.state.settings)
-    await session.commit()
-    return await views.alert_out(session, alert, _base(request))
+    alert = await service.create_draft(work.session, body=body, author=user, settings=request.app.state.settings)
+    return await views.alert_out(work.session, alert, _base(request))
 
 
 @router.post(
@@ -98,15 +100,14 @@ async def create_alert(request: Request, session: SessionDep, user: Operator, bo
     responses=refusals(409, 415),
     openapi_extra=text_body(CAP_BODY_TYPES, "a CAP 1.2 <alert> document"),
 )
-async def import_cap(request: Request, session: SessionDep, user: Operator) -> AlertOut:
+async def import_cap(request: Request, work: WorkDep, user: Operator) -> AlertOut:
     """Import a CAP 1.2 XML message (`Content-Type: application/cap+xml`) as a draft."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in CAP_BODY_TYPES:
         raise UnsupportedMediaType("send the CAP message as application/cap+xml", field="content-type")
     data = await request.body()
-    alert = await service.import_cap(session, data=data, author=user, settings=request.app.state.settings)
-    await session.commit()
-    return await views.alert_out(session, alert, _base(request))
+    alert = await service.import_cap(work.session, data=data, author=user, settings=request.app.state.settings)
+    return await views.alert_out(work.session, alert, _base(request))
 
 
 @router.get("/alert-templates")
@@ -132,7 +133,7 @@ async def get_template(request: Request, _: Staff, template_id: Annotated[str, P
 
 
 @router.post("/alerts/from-template", response_model=AlertOut, status_code=201, responses=refusals(404, 409))
-async def create_from_template(request: Request, session: SessionDep, user: Operator, body: FromTemplateIn) -> AlertOut:
+async def create_from_template(request: Request, work: WorkDep, user: Operator, body: FromTemplateIn) -> AlertOut:
     """Start a draft from a hazard template, its texts filled in with `variables`, over `area`."""
     settings = request.app.state.settings
     template = templates.get_template(request.app.state.templates_dir, body.template)
@@ -140,10 +141,9 @@ async def create_from_template(request: Request, session: SessionDep, user: Oper
         template, body, sender_name=settings.cap_sender_name, now_plus=lambda delta: service.utcnow() + delta
     )
     alert = await service.create_draft(
-        session, body=draft, author=user, settings=settings, origin="template", template_id=template.id
+        work.session, body=draft, author=user, settings=settings, origin="template", template_id=template.id
     )
-    await session.commit()
-    return await views.alert_out(session, alert, _base(request))
+    return await views.alert_out(work.session, alert, _base(request))
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertOut)
@@ -155,22 +155,19 @@ async def get_alert(request: Request, session: SessionDep, user: OptionalUser, a
 
 @router.put("/alerts/{alert_id}", response_model=AlertOut, responses=refusals(409))
 async def edit_alert(
-    request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID, body: AlertEditIn
+    request: Request, work: WorkDep, user: Operator, alert_id: uuid.UUID, body: AlertEditIn
 ) -> AlertOut:
     """Replace a draft's content. Editing an approved draft withdraws the approval."""
-    alert = await service.edit_draft(
-        session, alert_id=alert_id, body=body, actor=user, settings=request.app.state.settings
-    )
-    await session.commit()
-    return await views.alert_out(session, alert, _base(request))
+    settings = request.app.state.settings
+    alert = await service.edit_draft(work.session, alert_id=alert_id, body=body, actor=user, settings=settings)
+    return await views.alert_out(work.session, alert, _base(request))
 
 
 @router.post("/alerts/{alert_id}/approve", response_model=AlertOut, responses=refusals(409))
-async def approve_alert(request: Request, session: SessionDep, user: Approver, alert_id: uuid.UUID) -> AlertOut:
+async def approve_alert(request: Request, work: WorkDep, user: Approver, alert_id: uuid.UUID) -> AlertOut:
     """Approve a draft. An Actual alert cannot be approved by its own author (two-person rule)."""
-    alert = await service.approve(session, alert_id=alert_id, approver=user)
-    await session.commit()
-    return await views.alert_out(session, alert, _base(request))
+    alert = await service.approve(work.session, alert_id=alert_id, approver=user)
+    return await views.alert_out(work.session, alert, _base(request))
 
 
 @router.post("/alerts/{alert_id}/issue", response_model=AlertOut, responses=refusals(409))
@@ -184,23 +181,23 @@ async def issue_alert(
 
 @router.post("/alerts/{alert_id}/update", response_model=AlertOut, status_code=201, responses=refusals(409))
 async def start_update(
-    request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID, body: FollowUpIn | None = None
+    request: Request, work: WorkDep, user: Operator, alert_id: uuid.UUID, body: FollowUpIn | None = None
 ) -> AlertOut:
     """Draft an Update of an issued alert (a new CAP message whose `references` names the earlier ones)."""
-    return await _follow_up(request, session, user, alert_id, "update", body)
+    return await _follow_up(request, work, user, alert_id, "update", body)
 
 
 @router.post("/alerts/{alert_id}/cancel", response_model=AlertOut, status_code=201, responses=refusals(409))
 async def start_cancel(
-    request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID, body: FollowUpIn | None = None
+    request: Request, work: WorkDep, user: Operator, alert_id: uuid.UUID, body: FollowUpIn | None = None
 ) -> AlertOut:
     """Draft a Cancel of an issued alert; it ends the alert when it is issued."""
-    return await _follow_up(request, session, user, alert_id, "cancel", body)
+    return await _follow_up(request, work, user, alert_id, "cancel", body)
 
 
 async def _follow_up(
     request: Request,
-    session: SessionDep,
+    work: UnitOfWork,
     user: User,
     alert_id: uuid.UUID,
     kind: Literal["update", "cancel"],
@@ -208,18 +205,23 @@ async def _follow_up(
 ) -> AlertOut:
     settings = request.app.state.settings
     alert = await service.start_follow_up(
-        session, alert_id=alert_id, kind=kind, body=body or FollowUpIn(), author=user, settings=settings
+        work.session, alert_id=alert_id, kind=kind, body=body or FollowUpIn(), author=user, settings=settings
     )
-    await session.commit()
-    return await views.alert_out(session, alert, _base(request))
+    return await views.alert_out(work.session, alert, _base(request))
 
 
 @router.post("/alerts/{alert_id}/discard", response_model=AlertOut, responses=refusals(409))
-async def discard_alert(request: Request, session: SessionDep, user: Operator, alert_id: uuid.UUID) -> AlertOut:
+async def discard_alert(request: Request, work: WorkDep, user: Operator, alert_id: uuid.UUID) -> AlertOut:
     """Discard a draft, an approved draft or a scheduled alert that has not gone out."""
-    alert = await service.discard(session, alert_id=alert_id, actor=user)
-    await session.commit()
-    return await views.alert_out(session, alert, _base(request))
+    alert = await service.discard(work.session, alert_id=alert_id, actor=user)
+    return await views.alert_out(work.session, alert, _base(request))
+
+
+@lint_routes.get("/alerts/{alert_id}/lint", response_model=AlertLintOut)
+async def lint_alert(session: SessionDep, _: Staff, alert_id: uuid.UUID) -> AlertLintOut:
+    """Glossary findings for the headline, description and instruction of each info of an alert, in the info's
+    language, while drafting and approving it (staff). Warnings: they never block anything."""
+    return await service.lint_alert(session, alert_id=alert_id)
 
 
 @router.get("/alerts/{alert_id}/cap", response_class=Response, responses={200: {"content": {CAP_MEDIA_TYPE: {}}}})

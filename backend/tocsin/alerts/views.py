@@ -30,13 +30,14 @@ async def _users(session: AsyncSession, alerts: Sequence[Alert]) -> dict[int, Us
     if not ids:
         return {}
     rows = (await session.execute(select(User.id, User.username).where(User.id.in_(ids)))).all()
-    return {row.id: UserRef(id=row.id, username=row.username) for row in rows}
+    return {row.id: UserRef.model_validate(row, from_attributes=True) for row in rows}
 
 
 async def alerts_out(
     session: AsyncSession, alerts: Sequence[Alert], base_url: str, *, public: bool = False
 ) -> list[AlertOut]:
-    """`public`: for an anonymous reader, without who wrote and approved it, exercise or schedule details."""
+    """`public`: for an anonymous reader, without who wrote and approved it, exercise or schedule details. (Built
+    field by field rather than from the row's attributes: a third of the fields are computed, renamed or hidden.)"""
     users = {} if public else await _users(session, alerts)
     now = service.utcnow()
     return [

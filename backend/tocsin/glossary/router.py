@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -14,7 +13,6 @@ from tocsin.glossary.schemas import (
     ID_PATTERN,
     MAX_IMPORT_BYTES,
     MAX_QUERY,
-    AlertLintOut,
     ConceptOut,
     ConceptStatus,
     ConceptSummary,
@@ -34,6 +32,7 @@ from tocsin.glossary.schemas import (
     VersionOut,
 )
 from tocsin.glossary.skos import MEDIA_TYPES
+from tocsin.kernel.work import WorkDep
 from tocsin.models import GlossaryConcept, User
 from tocsin.types import DbId
 
@@ -122,13 +121,6 @@ async def lint_text(session: SessionDep, body: LintIn) -> LintOut:
     return LintOut(lang=body.lang, findings=await service.lint_text(session, text=body.text, lang=body.lang))
 
 
-@router.get("/alerts/{alert_id}/lint", response_model=AlertLintOut)
-async def lint_alert(session: SessionDep, _: Staff, alert_id: uuid.UUID) -> AlertLintOut:
-    """Glossary findings for the headline, description and instruction of each info of an alert, in the info's
-    language, while drafting and approving it (staff). Warnings: they never block anything."""
-    return await service.lint_alert(session, alert_id=alert_id)
-
-
 @router.get(
     "/glossary/export",
     response_class=Response,
@@ -156,7 +148,7 @@ async def export(
 )
 async def import_file(
     request: Request,
-    session: SessionDep,
+    work: WorkDep,
     editor: GlossaryEditor,
     reason: Annotated[Reason, Query(description="why: recorded with every version or proposal")],
     apply: bool = False,
@@ -170,17 +162,13 @@ async def import_file(
             "send text/turtle, application/ld+json or text/csv", field="content-type", code="unsupported_format"
         )
     data = await request.body()
-    result = await exchange.import_file(session, data=data, fmt=fmt, actor=editor, reason=reason, apply=apply)
-    await session.commit()
-    return result
+    return await exchange.import_file(work.session, data=data, fmt=fmt, actor=editor, reason=reason, apply=apply)
 
 
 @router.post("/glossary/proposals", response_model=ProposalOut, status_code=201, responses=refusals(404, 409))
-async def propose(session: SessionDep, user: Staff, body: ProposalIn) -> ProposalOut:
+async def propose(work: WorkDep, user: Staff, body: ProposalIn) -> ProposalOut:
     """Propose a new concept, a change or a deprecation, saying why (any staff role). A glossary editor decides."""
-    proposal = await service.propose(session, body=body, proposer=user)
-    await session.commit()
-    return ProposalOut.model_validate(proposal)
+    return ProposalOut.model_validate(await service.propose(work.session, body=body, proposer=user))
 
 
 @router.get("/glossary/proposals", response_model=list[ProposalOut])
@@ -206,17 +194,18 @@ async def get_proposal(session: SessionDep, _: Staff, proposal_id: DbId) -> Prop
 
 @router.post("/glossary/proposals/{proposal_id}/approve", response_model=ProposalOut, responses=refusals(409))
 async def approve(
-    session: SessionDep, editor: GlossaryEditor, proposal_id: DbId, body: DecisionIn | None = None
+    work: WorkDep, editor: GlossaryEditor, proposal_id: DbId, body: DecisionIn | None = None
 ) -> ProposalOut:
     """Approve and apply a proposal as the concept's next version (glossary editor, not the proposer)."""
-    proposal = await service.approve(session, proposal_id=proposal_id, editor=editor, note=body.note if body else None)
-    await session.commit()
-    return ProposalOut.model_validate(proposal)
+    note = body.note if body else None
+    return ProposalOut.model_validate(
+        await service.approve(work.session, proposal_id=proposal_id, editor=editor, note=note)
+    )
 
 
 @router.post("/glossary/proposals/{proposal_id}/reject", response_model=ProposalOut, responses=refusals(409))
-async def reject(session: SessionDep, editor: GlossaryEditor, proposal_id: DbId, body: RejectIn) -> ProposalOut:
+async def reject(work: WorkDep, editor: GlossaryEditor, proposal_id: DbId, body: RejectIn) -> ProposalOut:
     """Reject a proposal with a note saying why (glossary editor; rejecting one's own withdraws it)."""
-    proposal = await service.reject(session, proposal_id=proposal_id, editor=editor, note=body.note)
-    await session.commit()
-    return ProposalOut.model_validate(proposal)
+    return ProposalOut.model_validate(
+        await service.reject(work.session, proposal_id=proposal_id, editor=editor, note=body.note)
+    )

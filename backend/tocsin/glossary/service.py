@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,17 +20,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin import backend
-from tocsin.alerts import service as alerts
 from tocsin.db import Database
 from tocsin.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tocsin.glossary import files
-from tocsin.glossary.lint import Linter, glossary_language
+from tocsin.glossary.lint import Linter
 from tocsin.glossary.schemas import (
-    AlertLintOut,
     Concept,
     ConceptStatus,
     Finding,
-    InfoLintOut,
     ProposalIn,
     ProposalKind,
     ProposalStatus,
@@ -45,7 +41,6 @@ log = logging.getLogger(__name__)
 
 FILES_ACTOR = "files"
 LOADED_REASON = "loaded from files"
-LINTED_FIELDS = ("headline", "description", "instruction")
 
 
 def utcnow() -> datetime:
@@ -147,24 +142,10 @@ async def lint_text(session: AsyncSession, *, text: str, lang: str) -> list[Find
     return await asyncio.to_thread((await snapshot(session)).linter.lint, text, lang)
 
 
-async def lint_alert(session: AsyncSession, *, alert_id: uuid.UUID) -> AlertLintOut:
-    """Findings for the headline, description and instruction of each info, in the info's language. Warnings only:
-    an info in a language the glossary does not have gets none."""
-    message = alerts.cap_content(await alerts.get_alert(session, alert_id=alert_id))
-    linter = (await snapshot(session)).linter
-
-    def lint_all() -> list[InfoLintOut]:
-        infos: list[InfoLintOut] = []
-        for index, info in enumerate(message.info):
-            lang = glossary_language(info.lang)
-            fields: dict[str, list[Finding]] = {}
-            for name in LINTED_FIELDS:
-                text = getattr(info, name)
-                fields[name] = linter.lint(text, lang) if lang is not None and text else []
-            infos.append(InfoLintOut(index=index, language=info.lang, lang=lang, fields=fields))
-        return infos
-
-    return AlertLintOut(alert_id=alert_id, infos=await asyncio.to_thread(lint_all))
+async def linter(session: AsyncSession) -> Linter:
+    """The linter for the current glossary. Its first text in a language loads that language's lemma dictionary
+    (up to a second or two): call its `lint` in a thread, off the event loop."""
+    return (await snapshot(session)).linter
 
 
 # ---- changes --------------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Built in two steps: everything the report is made of is read from the database f
 figures are computed from those rows with no session (`compute_report`), in a thread: that part is CPU only, and the
 worker's other requests need not wait for it. (Measured with 1,500 devices and 12 alerts: reading 0.1-0.3 s,
 computing 0.02-0.06 s, the HTML page 0.1 s; the first report after a start also builds the glossary's linter,
-about a second, inside `glossary.lint_alert`.)
+about a second, inside `alerts.service.lint_alert`.)
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tocsin.alerts.service import lint_alert
 from tocsin.exercises import evaluation, evaluators, service
 from tocsin.exercises.evaluation import AlertDone, Evidence
 from tocsin.exercises.reporting import figures
@@ -32,7 +33,6 @@ from tocsin.exercises.schemas import (
     ScenarioInfo,
     TimelineEntry,
 )
-from tocsin.glossary import service as glossary
 from tocsin.kernel import exercise_clock as clock
 from tocsin.models import (
     AlertResponse,
@@ -174,7 +174,7 @@ async def _lint(session: AsyncSession, alerts: list[AlertDone]) -> list[LintFind
     for alert in alerts:
         if alert.msg_type == "Cancel":
             continue
-        linted = await glossary.lint_alert(session, alert_id=alert.alert_id)
+        linted = await lint_alert(session, alert_id=alert.alert_id)
         for info in linted.infos:
             for field, items in info.fields.items():
                 findings += [
