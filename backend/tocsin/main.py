@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from tocsin.exercises import router as exercises_router
 from tocsin.exercises.simulation.runner import ExerciseRunner
 from tocsin.glossary import router as glossary_router
 from tocsin.glossary import service as glossary
+from tocsin.kernel.work import unit_of_work
 from tocsin.openapi import install_openapi
 from tocsin.realtime import citizen, operator
 from tocsin.realtime.listener import CitizenListener
@@ -102,10 +104,12 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
         if settings.redis_url:
             redis_url = settings.redis_url
             await resilience.wait_until_available("redis", lambda: resilience.probe_redis(redis_url))
+        bus = create_bus(settings.redis_url)
         if should_migrate:
             await migrate.upgrade(database)
-            await glossary.load_files_if_empty(database, settings.glossary_dir)
-        bus = create_bus(settings.redis_url)
+            with contextlib.suppress(glossary.GlossaryNotLoaded):  # logged; Tocsin starts with an empty glossary
+                async with unit_of_work(database, bus) as work:
+                    await glossary.load_files_if_empty(work.session, settings.glossary_dir)
         realtime = Realtime(settings, database, bus)
         realtime.subscribe()
         templates_dir = settings.alerts_dir or default_templates_dir()

@@ -12,6 +12,7 @@ import yaml
 from tests.conftest import REPO, Harness
 from tocsin.auth.schemas import Role
 from tocsin.glossary import service as glossary
+from tocsin.kernel.work import unit_of_work
 
 RUN = {"run_scheduler": True, "scheduler_interval_seconds": 0.2}
 GLOSSARY = REPO / "glossary"
@@ -22,7 +23,8 @@ async def planner(server: Harness) -> dict[str, str]:
 
 
 async def load_glossary(server: Harness) -> None:
-    await glossary.load_files_if_empty(server.database, GLOSSARY)
+    async with unit_of_work(server.database, server.app.state.bus) as work:
+        await glossary.load_files_if_empty(work.session, GLOSSARY)
 
 
 def short_scenario(**changes: Any) -> dict[str, Any]:

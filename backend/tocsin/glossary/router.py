@@ -8,7 +8,7 @@ from tocsin.auth.deps import OptionalUser, Staff, require
 from tocsin.auth.schemas import Role
 from tocsin.db import SessionDep
 from tocsin.errors import UnsupportedMediaType, refusals, text_body
-from tocsin.glossary import exchange, service
+from tocsin.glossary import exchange, proposals, service
 from tocsin.glossary.schemas import (
     ID_PATTERN,
     MAX_IMPORT_BYTES,
@@ -168,7 +168,7 @@ async def import_file(
 @router.post("/glossary/proposals", response_model=ProposalOut, status_code=201, responses=refusals(404, 409))
 async def propose(work: WorkDep, user: Staff, body: ProposalIn) -> ProposalOut:
     """Propose a new concept, a change or a deprecation, saying why (any staff role). A glossary editor decides."""
-    return ProposalOut.model_validate(await service.propose(work.session, body=body, proposer=user))
+    return ProposalOut.model_validate(await proposals.propose(work.session, body=body, proposer=user))
 
 
 @router.get("/glossary/proposals", response_model=list[ProposalOut])
@@ -180,7 +180,7 @@ async def list_proposals(
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[ProposalOut]:
     """Change proposals, newest first (staff)."""
-    rows = await service.list_proposals(
+    rows = await proposals.list_proposals(
         session, status=None if status is None else status.value, concept_id=concept_id, limit=limit
     )
     return [ProposalOut.model_validate(row) for row in rows]
@@ -189,7 +189,7 @@ async def list_proposals(
 @router.get("/glossary/proposals/{proposal_id}", response_model=ProposalOut)
 async def get_proposal(session: SessionDep, _: Staff, proposal_id: DbId) -> ProposalOut:
     """One change proposal (staff)."""
-    return ProposalOut.model_validate(await service.get_proposal(session, proposal_id=proposal_id))
+    return ProposalOut.model_validate(await proposals.get_proposal(session, proposal_id=proposal_id))
 
 
 @router.post("/glossary/proposals/{proposal_id}/approve", response_model=ProposalOut, responses=refusals(409))
@@ -199,7 +199,7 @@ async def approve(
     """Approve and apply a proposal as the concept's next version (glossary editor, not the proposer)."""
     note = body.note if body else None
     return ProposalOut.model_validate(
-        await service.approve(work.session, proposal_id=proposal_id, editor=editor, note=note)
+        await proposals.approve(work.session, proposal_id=proposal_id, editor=editor, note=note)
     )
 
 
@@ -207,5 +207,5 @@ async def approve(
 async def reject(work: WorkDep, editor: GlossaryEditor, proposal_id: DbId, body: RejectIn) -> ProposalOut:
     """Reject a proposal with a note saying why (glossary editor; rejecting one's own withdraws it)."""
     return ProposalOut.model_validate(
-        await service.reject(work.session, proposal_id=proposal_id, editor=editor, note=body.note)
+        await proposals.reject(work.session, proposal_id=proposal_id, editor=editor, note=body.note)
     )
