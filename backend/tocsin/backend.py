@@ -235,11 +235,11 @@ async def try_scheduler_lock(connection: AsyncConnection) -> bool:
 
 
 def area_covers_point_sql(
-    area_geom: Any, area_bbox: Sequence[Any], lon: float, lat: float, dialect_name: str
+    session: AsyncSession, area_geom: Any, area_bbox: Sequence[Any], lon: float, lat: float
 ) -> ColumnElement[bool]:
     """A SQL condition on an area row: exact on PostGIS, a bounding-box prefilter on SQLite (then call
     `needs_exact_check` and decide with shapely)."""
-    if is_postgres(dialect_name):
+    if is_postgres(dialect_of(session)):
         point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
         covers: ColumnElement[bool] = func.ST_Covers(area_geom, point)
         return covers
@@ -336,8 +336,9 @@ async def cluster_points(
     return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
 
 
-def needs_exact_check(dialect_name: str) -> bool:
-    return not is_postgres(dialect_name)
+def needs_exact_check(session: AsyncSession) -> bool:
+    """After `area_covers_point_sql`: SQLite matched bounding boxes only."""
+    return not is_postgres(dialect_of(session))
 
 
 def new_uuid() -> uuid.UUID:

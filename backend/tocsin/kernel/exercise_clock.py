@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tocsin.backend import dialect_of, insert_ignoring_duplicates
+from tocsin import backend
 from tocsin.models import Exercise, ExerciseEvent
 
 RUNNING = "running"
@@ -145,6 +145,4 @@ async def record(
         "alert_id": alert_id,
         "actor": actor,
     }
-    statement = insert_ignoring_duplicates(ExerciseEvent, dialect_of(session)).values(values)
-    written = await session.execute(statement.returning(ExerciseEvent.id))
-    return written.first() is not None
+    return await backend.insert_or_ignore(session, ExerciseEvent, values)

@@ -95,17 +95,16 @@ def _filtered(query: AlertQuery, now: datetime) -> Select[Alert]:
 
 async def find_alerts(session: AsyncSession, *, query: AlertQuery) -> Sequence[Alert]:
     statement = _filtered(query, utcnow())
-    dialect = backend.dialect_of(session)
     if query.lat is not None and query.lon is not None:
         covers = backend.area_covers_point_sql(
+            session,
             AlertArea.geom,
             (AlertArea.min_lon, AlertArea.min_lat, AlertArea.max_lon, AlertArea.max_lat),
             query.lon,
             query.lat,
-            dialect,
         )
         statement = statement.where(exists(select(AlertArea.id).where(AlertArea.alert_id == Alert.id, covers)))
-        if backend.needs_exact_check(dialect):
+        if backend.needs_exact_check(session):
             candidates = (await session.execute(statement)).scalars().all()
             exact = await _exactly_covering(session, candidates, query.lon, query.lat)
             return exact[query.offset : query.offset + query.limit]
