@@ -6,9 +6,9 @@ Creates a scratch database (`tocsin_bench`, or `--database`), starts Tocsin in p
 worker) on loopback with the rate limits lifted, and runs a load generator in its own process: each device sends its
 reports one after another over the citizen socket, waiting for the `ack` (sent only after commit) before the next.
 Prints reports per second, p50/p99 acknowledgement latency, the number lost (acknowledged but not in the database;
-must be 0), and the CPU time the server and the generator used meanwhile (a server near 100 % of one core is
-CPU-bound; its time waiting for a CPU shows how busy the machine was). Then a floor: the same number of rows inserted
-straight into a copy of the table with asyncpg, in batches.
+must be 0), the CPU time the server and the generator used meanwhile (a server near 100 % of one core is CPU-bound;
+its time waiting for a CPU shows how busy the machine was) and the server's group commits (from its /metrics). Then a
+floor: the same number of rows inserted straight into a copy of the table with asyncpg, in batches.
 With `--profile FILE` the server runs under cProfile (in CPU time) and writes its statistics there when it stops
 (read them with `python -m pstats FILE`); its figures are then slower than without. Loopback only; bounded in count
 and time.
@@ -77,6 +77,24 @@ def runqueue_seconds(pid: int) -> float:
         return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def group_commits(exposition: str) -> tuple[float, float, float]:
+    """(transactions, reports committed, seconds spent writing) from the server's /metrics."""
+    values: dict[str, float] = {}
+    for line in exposition.splitlines():
+        name, _, value = line.partition(" ")
+        if name in (
+            "tocsin_report_ingest_seconds_count",
+            "tocsin_report_ingest_seconds_sum",
+            "tocsin_reports_ingested_total",
+        ):
+            values[name] = float(value)
+    return (
+        values.get("tocsin_report_ingest_seconds_count", 0.0),
+        values.get("tocsin_reports_ingested_total", 0.0),
+        values.get("tocsin_report_ingest_seconds_sum", 0.0),
+    )
 
 
 def children_cpu_seconds() -> float:
@@ -245,6 +263,7 @@ async def main() -> None:
         server_cpu, generator_cpu = cpu_seconds(server.pid) - server_cpu, children_cpu_seconds() - generator_cpu
         server_waited = runqueue_seconds(server.pid) - server_waited
         result = json.loads(out.read_text())
+        commits = group_commits(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
     finally:
         # uvicorn re-raises SIGTERM after shutting down, which would kill cProfile before it writes; SIGINT ends the
         # server the same way and lets the profile be written.
@@ -273,6 +292,12 @@ async def main() -> None:
         f"waited {server_waited:.1f} s for a cpu), "
         f"generator {generator_cpu:.1f} s ({generator_cpu / wall:.0%}), over {wall:.1f} s"
     )
+    count, reports, seconds = commits
+    if count:
+        print(
+            f"group commits: {count:.0f}, {reports / count:.1f} reports and {seconds / count * 1000:.1f} ms each "
+            f"(the writer was busy {seconds / wall:.0%} of the time)"
+        )
     floor_rate = await floor(dsn, len(acked) or args.reports)
     print(f"floor (asyncpg batched inserts): {floor_rate:.0f} rows/s   tocsin/floor {rate / floor_rate:.2f}")
 
