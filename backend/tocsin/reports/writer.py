@@ -25,9 +25,8 @@ from tocsin.bus import Bus
 from tocsin.db import Database
 from tocsin.kernel.channels import REPORTS_CHANNEL
 from tocsin.models import Report
-from tocsin.realtime.protocol import ReportIn
 from tocsin.reports import feed
-from tocsin.reports.schemas import ReportAck, ReportStatus
+from tocsin.reports.schemas import ReportAck, ReportIn, ReportStatus
 from tocsin.resilience import ThrottledLog
 
 log = logging.getLogger(__name__)
