@@ -341,4 +341,7 @@ class CitizenSession:
 @router.websocket("/ws/citizen")
 async def citizen_socket(websocket: WebSocket) -> None:
     """The citizen protocol (docs/protocol.md): no account, an anonymous device id."""
-    await CitizenSession(AsgiTransport(websocket), websocket.app.state.realtime).run()
+    session = CitizenSession(AsgiTransport(websocket), websocket.app.state.realtime)
+    # In a task of its own: each message then wakes the session's few frames, not also the two dozen of the ASGI
+    # middleware stack this route runs under.
+    await asyncio.create_task(session.run())
