@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, cast
 
 import shapely
 from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tocsin import backend, metrics
 from tocsin.bus import Bus
@@ -27,7 +28,7 @@ from tocsin.kernel.channels import REPORTS_CHANNEL
 from tocsin.models import Report
 from tocsin.reports import feed
 from tocsin.reports.schemas import ReportAck, ReportIn, ReportStatus
-from tocsin.resilience import ThrottledLog
+from tocsin.resilience import ThrottledLog, database_unreachable
 
 log = logging.getLogger(__name__)
 _failures = ThrottledLog(log)  # a database outage: one line per kind of failure per minute, not one per report
@@ -83,6 +84,9 @@ class ReportWriter:
         self.ready = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.publishing: set[asyncio.Task[None]] = set()
+        # The writer's own connection, kept from one batch to the next: taking one from the pool for each batch
+        # costs a round trip (the pool's pre-ping), which on a busy event loop is several milliseconds of a batch.
+        self.connection: AsyncConnection | None = None
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run())
@@ -95,6 +99,10 @@ class ReportWriter:
         for item in self.pending:
             if not item.future.done():
                 item.future.set_exception(ReportRefused("unavailable", "the server is shutting down; resend later"))
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                await self.connection.close()
+            self.connection = None
 
     @metrics.timed(metrics.REPORT_ACK_SECONDS)
     async def submit(self, device_id: str, report: ReportIn, exercise_id: str | None = None) -> tuple[ReportAck, bool]:
@@ -159,24 +167,42 @@ class ReportWriter:
     async def _commit(self, rows: list[dict[str, Any]]) -> tuple[dict[uuid.UUID, Stored], dict[int, int]]:
         """One transaction: the new reports, and their numbers in the operator feed. Returns every report of the
         batch as stored (new or resent) by client id, and the feed number of each new real report."""
-        async with asyncio.timeout(WRITE_TIMEOUT_SECONDS), self.database.sessions() as session:
-            # A Core insert (not the ORM's bulk insert: nothing here needs the ORM, and it costs per row).
-            statement = backend.insert_ignoring_duplicates(REPORTS, self.database.dialect_name)
-            # RETURNING gives the new rows; a resend (the UUID exists) is looked up instead.
-            inserted = await session.execute(statement.returning(*STORED_COLUMNS), rows)
-            stored = {row.client_id: Stored.of(row, new=True) for row in inserted}
-            missing = [values["client_id"] for values in rows if values["client_id"] not in stored]
-            if missing:
-                query = select(*STORED_COLUMNS).where(REPORTS.c.client_id.in_(missing))
-                stored.update({row.client_id: Stored.of(row, new=False) for row in await session.execute(query)})
-            # Real reports enter the operator feed in the same transaction; exercise reports never do.
-            real = sorted(
-                stored[v["client_id"]].id for v in rows if stored[v["client_id"]].new and not v["exercise_id"]
-            )
-            numbers = dict(zip(real, await feed.append(session, [(feed.REPORT_NEW, id_) for id_ in real]), strict=True))
-            await session.commit()
+        async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
+            kept = self.connection is not None
+            try:
+                return await self._commit_once(rows)
+            except Exception as exc:
+                if not (kept and database_unreachable(exc)):
+                    raise
+            # The connection kept since the last batch had died (the database restarted meanwhile): once more, on a
+            # fresh one. Harmless even if the first COMMIT went through: its reports are then found as resends.
+            return await self._commit_once(rows)
+
+    async def _commit_once(self, rows: list[dict[str, Any]]) -> tuple[dict[uuid.UUID, Stored], dict[int, int]]:
+        try:
+            async with self.database.sessions(bind=await self._connect()) as session:
+                stored, numbers = await _insert(session, rows)
+                await session.commit()
+        except BaseException:  # whatever state the connection is in, the next batch starts on a fresh one
+            await self._drop_connection()
+            raise
         metrics.REPORTS_INGESTED.inc(sum(1 for row in stored.values() if row.new))
         return stored, numbers
+
+    async def _connect(self) -> AsyncConnection:
+        """The kept connection, or a fresh one; never one inside a transaction (a session would join that
+        transaction, and the COMMIT would not be the session's)."""
+        if self.connection is not None and self.connection.in_transaction():
+            await self._drop_connection()
+        if self.connection is None:
+            self.connection = await self.database.engine.connect()
+        return self.connection
+
+    async def _drop_connection(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.invalidate()
 
     def _announce(self, rows: list[dict[str, Any]], stored: dict[uuid.UUID, Stored], numbers: dict[int, int]) -> None:
         """One bus message per committed batch; each worker hands operators one report_new per report.
@@ -241,6 +267,23 @@ def _rows(unique: dict[uuid.UUID, _Pending], received: datetime) -> list[dict[st
         }
         for p, point in zip(ordered, points, strict=True)
     ]
+
+
+async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> tuple[dict[uuid.UUID, Stored], dict[int, int]]:
+    """The batch's new reports, and the feed entries of the real ones among them (not committed)."""
+    # A Core insert (not the ORM's bulk insert: nothing here needs the ORM, and it costs per row).
+    statement = backend.insert_ignoring_duplicates(REPORTS, backend.dialect_of(session))
+    # RETURNING gives the new rows; a resend (the UUID exists) is looked up instead.
+    inserted = await session.execute(statement.returning(*STORED_COLUMNS), rows)
+    stored = {row.client_id: Stored.of(row, new=True) for row in inserted}
+    missing = [values["client_id"] for values in rows if values["client_id"] not in stored]
+    if missing:
+        query = select(*STORED_COLUMNS).where(REPORTS.c.client_id.in_(missing))
+        stored.update({row.client_id: Stored.of(row, new=False) for row in await session.execute(query)})
+    # Real reports enter the operator feed in the same transaction; exercise reports never do.
+    real = sorted(stored[v["client_id"]].id for v in rows if stored[v["client_id"]].new and not v["exercise_id"])
+    numbers = dict(zip(real, await feed.append(session, [(feed.REPORT_NEW, id_) for id_ in real]), strict=True))
+    return stored, numbers
 
 
 def _acknowledge(batch: list[_Pending], unique: dict[uuid.UUID, _Pending], stored: dict[uuid.UUID, Stored]) -> None:
