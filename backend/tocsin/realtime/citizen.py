@@ -117,8 +117,7 @@ class CitizenSession:
         await self.transport.accept()
         try:
             hello = await handshake.receive_hello(self.transport)
-            stored = None if hello is None else await handshake.admit(self.transport, self.realtime, hello)
-            if hello is None or stored is None or not await self._start(hello, stored):
+            if hello is None or not await self._join(hello):
                 return
             while self.closing is None:
                 frame = await self.transport.receive_frame()
@@ -131,6 +130,12 @@ class CitizenSession:
             pass
         finally:
             await self._finish()
+
+    async def _join(self, hello: Hello) -> bool:
+        """Admit the device and start it; False if it was refused or could not start (it was told why). The stored
+        row is not kept: this frame is gone once the device has started (a connection holds little memory)."""
+        stored = await handshake.admit(self.transport, self.realtime, hello)
+        return stored is not None and await self._start(hello, stored)
 
     async def _start(self, hello: Hello, stored: StoredDevice) -> bool:
         """Join the hub, welcome the device, replay what it missed and send the snapshot; False if that failed."""
