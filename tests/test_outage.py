@@ -32,7 +32,7 @@ from tocsin.auth.schemas import Role, UserCreate
 from tocsin.bus import InProcessBus
 from tocsin.db import open_database
 from tocsin.main import create_app
-from tocsin.realtime.protocol import ReportIn
+from tocsin.reports.schemas import ReportIn
 from tocsin.reports.writer import ReportRefused, ReportWriter
 from tocsin.testing import free_port, wait_healthy, without_tocsin_settings
 
@@ -283,7 +283,7 @@ class TestCitizensDuringAnOutage:
             await wait_until(lambda: server.started, what="the server started")
             ws_url = f"ws://127.0.0.1:{port}"
             proxy.stop()
-            caplog.set_level(logging.WARNING, logger="tocsin.realtime.citizen")
+            caplog.set_level(logging.WARNING, logger="tocsin.realtime.handshake")
             for attempt in range(5):
                 async with websockets.connect(f"{ws_url}/ws/citizen", compression=None) as connection:
                     hello = {"type": "hello", "id": f"h{attempt}", "device_id": f"outage-{attempt}", "location": INSIDE}
@@ -294,7 +294,7 @@ class TestCitizensDuringAnOutage:
                         await asyncio.wait_for(connection.recv(), 10)
                     assert closed.value.rcvd is not None
                     assert closed.value.rcvd.code == 1013
-            said = [r for r in caplog.records if r.name == "tocsin.realtime.citizen"]
+            said = [r for r in caplog.records if r.name == "tocsin.realtime.handshake"]
             assert len(said) == 1, [r.getMessage() for r in said]  # once, not once per device
             assert not said[0].exc_info  # one line, no traceback
             proxy.start()

@@ -29,6 +29,7 @@ from tocsin.glossary import service as glossary
 from tocsin.kernel.work import unit_of_work
 from tocsin.openapi import install_openapi
 from tocsin.realtime import citizen, operator
+from tocsin.realtime import router as realtime_router
 from tocsin.realtime.listener import CitizenListener
 from tocsin.realtime.runtime import Realtime
 from tocsin.reports import router as reports_router
@@ -172,6 +173,7 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
     app.include_router(glossary_router.router)
     app.include_router(alerts_router.lint_routes)
     app.include_router(reports_router.router)
+    app.include_router(realtime_router.router)
     app.include_router(exercises_router.router)
     app.include_router(citizen.router)
     app.include_router(operator.router)

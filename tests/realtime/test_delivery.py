@@ -27,7 +27,7 @@ from tests.waiting import wait_until
 from tocsin.auth.schemas import Role
 from tocsin.db import Database, open_database
 from tocsin.main import create_app
-from tocsin.models import AlertDelivery, AlertResponse
+from tocsin.models import AlertDelivery, AlertResponse, Device
 from tocsin.realtime import devices
 from tocsin.realtime.counters import CHUNK_ROWS, DeliveryRecorder
 from tocsin.realtime.protocol import Hello
@@ -290,6 +290,42 @@ class TestAnswers:
         got = await counts(live, alert["id"])
         assert got["acknowledged"] == 1
         assert got["safe"] + got["need_help"] == 1
+
+    async def test_the_same_acknowledgement_twice_at_once_is_one_row_and_no_error(self, live: LiveServer) -> None:
+        """Two transactions acknowledge at the same moment (two workers, a resend racing the original): both end
+        well (INSERT ... ON CONFLICT DO NOTHING), and the device counts once."""
+        citizen, _ = await Citizen.connect(live.ws_url, device_id="acked-twice-at-once", location=INSIDE)
+        alert = await approved_and_issued(live)
+        await citizen.receive_type("alert")
+        await live.app.state.realtime.deliveries.flush()
+        await citizen.close()
+        database: Database = live.database
+
+        async def acknowledge() -> None:
+            async with database.sessions() as session:
+                await devices.respond(session, alert_id=uuid.UUID(alert["id"]), device_id="acked-twice-at-once")
+                await session.commit()
+
+        await asyncio.gather(acknowledge(), acknowledge())
+        async with database.sessions() as session:
+            rows = (await session.execute(select(AlertResponse.acknowledged_at, AlertResponse.checkin))).all()
+        assert len(rows) == 1
+        assert rows[0].acknowledged_at is not None
+        assert rows[0].checkin is None
+        assert (await counts(live, alert["id"]))["acknowledged"] == 1
+
+    async def test_a_new_device_saying_hello_twice_at_once_is_one_row_and_no_error(self, live: LiveServer) -> None:
+        """The same new device id reaching two workers at once: one writes the row, the other finds it."""
+
+        async def hello() -> None:
+            async with live.database.sessions() as session:
+                await devices.remember(session, Hello(type="hello", device_id="hello-twice-at-once", languages=["it"]))
+                await session.commit()
+
+        await asyncio.gather(hello(), hello())
+        async with live.database.sessions() as session:
+            rows = (await session.execute(select(Device.languages).where(Device.id == "hello-twice-at-once"))).all()
+        assert [row.languages for row in rows] == [["it"]]
 
     @pytest.mark.parametrize("live", [{"ip_new_devices_per_minute": 4}], indirect=True)
     async def test_new_devices_per_address_are_bounded(self, live: LiveServer) -> None:

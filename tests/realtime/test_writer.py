@@ -86,6 +86,29 @@ class TestGroupCommit:
         for citizen in citizens:
             await citizen.close()
 
+    async def test_a_connection_lost_between_batches_costs_no_report(
+        self, live: LiveServer, database_url: str, is_postgis: bool
+    ) -> None:
+        """The writer keeps its connection from one batch to the next. When the database dropped it meanwhile (a
+        restart), the next batch is written on a fresh connection and acknowledged, not refused."""
+        if not is_postgis:
+            pytest.skip("pg_terminate_backend: PostgreSQL only")
+        citizen, _ = await Citizen.connect(live.ws_url)
+        first, second = report(), report()
+        try:
+            await citizen.send(first)
+            assert (await answer_to(citizen, str(first["id"])))["type"] == "ack"
+            await execute(
+                database_url,
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            )
+            await citizen.send(second)
+            assert (await answer_to(citizen, str(second["id"])))["type"] == "ack"
+            assert sorted(map(str, await stored(live))) == sorted([str(first["id"]), str(second["id"])])
+        finally:
+            await citizen.close()
+
     async def test_the_ack_waits_for_the_commit(self, live: LiveServer, database_url: str, is_postgis: bool) -> None:
         """While the commit cannot finish, no ack; the moment it does, the ack comes and the report is there."""
         if not is_postgis:

@@ -8,31 +8,26 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin import backend
-from tocsin.db import Database
 from tocsin.kernel import exercise_clock
 from tocsin.models import Alert, AlertDelivery, AlertResponse, Device, Exercise
 from tocsin.realtime.protocol import Hello, Location, Place
 
 
-async def _get_or_create(session: AsyncSession, device_id: str) -> Device:
+async def _create(session: AsyncSession, device_id: str) -> tuple[Device, bool]:
+    """Write the device's row unless it exists; (the row, whether this call wrote it). INSERT ... ON CONFLICT DO
+    NOTHING: the same new device saying hello on two workers at once ends well on both, one writing the row and the
+    other finding it (PostgreSQL makes the second wait for the first's commit; SQLite has one writer)."""
+    now = datetime.now(UTC)
+    blank = {"places": [], "languages": [], "categories": [], "min_severity": "Unknown"}
+    written = await backend.insert_or_ignore(
+        session, Device, {"id": device_id, **blank, "created_at": now, "last_seen_at": now}
+    )
     device = await session.get(Device, device_id)
-    if device is None:
-        now = datetime.now(UTC)
-        device = Device(
-            id=device_id,
-            places=[],
-            languages=[],
-            categories=[],
-            min_severity="Unknown",
-            created_at=now,
-            last_seen_at=now,
-        )
-        session.add(device)
-    return device
+    assert device is not None  # written here, or committed by the other connection
+    return device, written
 
 
 class JoinRefused(Exception):
@@ -69,15 +64,18 @@ def _unchanged(device: Device, hello: Hello) -> bool:
 async def remember(session: AsyncSession, hello: Hello, may_create: Callable[[], bool] = lambda: True) -> Device:
     """Create or refresh the device row; places and preferences given in `hello` replace the stored ones.
     `may_create` is asked before a new device id is stored (new ids are bounded per address)."""
-    stored = await session.get(Device, hello.device_id)
-    await _check_exercise(session, hello, stored)
-    if stored is None and not may_create():
-        raise JoinRefused("too_many_devices", "too many new devices from this address; try again in a minute")
-    if stored is not None and stored.exercise_id is not None and _unchanged(stored, hello):
+    device = await session.get(Device, hello.device_id)
+    await _check_exercise(session, hello, device)
+    if device is None:
+        if not may_create():
+            raise JoinRefused("too_many_devices", "too many new devices from this address; try again in a minute")
+        device, written = await _create(session, hello.device_id)
+        if not written:  # another connection of this device id wrote it meanwhile: its exercise rules apply
+            await _check_exercise(session, hello, device)
+    elif device.exercise_id is not None and _unchanged(device, hello):
         # A synthetic citizen (its row written in bulk when the exercise began) coming back: read, no write, so a
         # thousand of them reconnecting do not queue for SQLite's one writer in front of an operator.
-        return stored
-    device = await _get_or_create(session, hello.device_id)
+        return device
     if hello.exercise is not None:
         device.exercise_id = hello.exercise.id
     device.last_seen_at = datetime.now(UTC)
@@ -93,22 +91,10 @@ async def remember(session: AsyncSession, hello: Hello, may_create: Callable[[],
     return device
 
 
-async def remember_committed(database: Database, hello: Hello, may_create: Callable[[], bool] = lambda: True) -> Device:
-    """`remember` in its own transaction; if the same device raced in from another connection, once more."""
-    for attempt in (1, 2):
-        try:
-            async with database.sessions() as session:
-                device = await remember(session, hello, may_create)
-                await session.commit()
-                return device
-        except IntegrityError:
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
 async def save_places(session: AsyncSession, device_id: str, places: list[Place]) -> None:
-    device = await _get_or_create(session, device_id)  # purged while connected (retention): it exists again
+    device = await session.get(Device, device_id)
+    if device is None:  # purged while connected (retention): it exists again
+        device, _ = await _create(session, device_id)
     device.places = [p.model_dump(mode="json") for p in places]  # an empty list deletes them
     device.last_seen_at = datetime.now(UTC)
 
@@ -136,6 +122,14 @@ async def seen(session: AsyncSession, device_id: str) -> None:
     await session.execute(update(Device).where(Device.id == device_id).values(last_seen_at=datetime.now(UTC)))
 
 
+async def _sent(session: AsyncSession, alert_id: uuid.UUID, device_id: str) -> bool:
+    """The delivery is written down (by any worker)."""
+    query = select(AlertDelivery.alert_id).where(
+        AlertDelivery.alert_id == alert_id, AlertDelivery.device_id == device_id
+    )
+    return (await session.execute(query)).first() is not None
+
+
 class UnknownAlert(Exception):
     pass
 
@@ -159,25 +153,19 @@ async def respond(
     Only from a device the alert was sent to (`sent_here`: this worker sent it and has not written that down yet), or
     may have been sent to (`may_have`: it is live and applies to the device; another worker may not have written the
     delivery yet): then the delivery row is written here too. Rows are made by INSERT ... ON CONFLICT DO NOTHING, so
-    concurrent answers cannot both create one, and a device counts once however often it answers."""
+    two answers at once both end well with one row, and a device counts once however often it answers."""
     if await session.get(Alert, alert_id) is None:
         raise UnknownAlert(str(alert_id))
-    if not sent_here:
-        sent = await session.execute(
-            select(AlertDelivery.alert_id).where(
-                AlertDelivery.alert_id == alert_id, AlertDelivery.device_id == device_id
-            )
-        )
-        if sent.first() is None:
-            if not may_have:
-                raise NotDelivered(str(alert_id))
-            delivery = backend.insert_ignoring_duplicates(AlertDelivery, backend.dialect_of(session))
-            await session.execute(
-                delivery.values(alert_id=alert_id, device_id=device_id, targeted_at=datetime.now(UTC))
-            )
     now = datetime.now(UTC)
-    insert = backend.insert_ignoring_duplicates(AlertResponse, backend.dialect_of(session))
-    await session.execute(insert.values(alert_id=alert_id, device_id=device_id, acknowledged_at=now))
+    if not sent_here and not await _sent(session, alert_id, device_id):
+        if not may_have:
+            raise NotDelivered(str(alert_id))
+        await backend.insert_or_ignore(
+            session, AlertDelivery, {"alert_id": alert_id, "device_id": device_id, "targeted_at": now}
+        )
+    await backend.insert_or_ignore(
+        session, AlertResponse, {"alert_id": alert_id, "device_id": device_id, "acknowledged_at": now}
+    )
     if checkin is not None:
         await session.execute(
             update(AlertResponse)

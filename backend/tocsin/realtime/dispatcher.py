@@ -19,6 +19,7 @@ from typing import Any
 import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tocsin import geo, metrics
 from tocsin.alerts import service as alerts
@@ -206,7 +207,7 @@ class AlertDispatcher:
         except Exception:  # a bug; devices get it in their snapshot or on replay
             log.exception("fanning out alert %s (seq %d) failed", alert.alert_id, event.seq)
 
-    async def _prepare_event(self, session: Any, event: AlertEvent) -> PreparedAlert | None:
+    async def _prepare_event(self, session: AsyncSession, event: AlertEvent) -> PreparedAlert | None:
         """The message to send for an event, None for events that send nothing. A failure to read raises; only a
         message that can never be rendered is skipped, loudly."""
         if event.kind != "issued":
@@ -219,7 +220,7 @@ class AlertDispatcher:
             )
             return None
 
-    async def prepare(self, session: Any, alert_id: uuid.UUID, seq: int) -> PreparedAlert:
+    async def prepare(self, session: AsyncSession, alert_id: uuid.UUID, seq: int) -> PreparedAlert:
         """Read (errors propagate: the caller retries) then render (errors are permanent: Unrenderable)."""
         cached = self.cache.get(alert_id)
         if cached is not None and cached.seq == seq:
@@ -243,7 +244,7 @@ class AlertDispatcher:
         return prepared
 
     @staticmethod
-    async def _area(session: Any, alert_id: uuid.UUID) -> list[BaseGeometry]:
+    async def _area(session: AsyncSession, alert_id: uuid.UUID) -> list[BaseGeometry]:
         query = select(AlertArea.geom).where(AlertArea.alert_id == alert_id, AlertArea.geom.is_not(None))
         return list((await session.execute(query)).scalars().all())
 

@@ -84,6 +84,8 @@ class OperatorFeed:
             self._put(console, text)
 
     def _deliver(self, events: list[dict[str, Any]], consoles: set[Console]) -> None:
+        if not consoles:  # nobody to encode for (a worker no console is connected to follows the cursor only)
+            return
         for event in events:
             text = protocol.encode_operator(event)
             for console in list(consoles):

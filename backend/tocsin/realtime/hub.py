@@ -22,6 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from tocsin import metrics
 from tocsin.alerts.schemas import SEVERITY_RANK
 from tocsin.realtime.counters import DeliveryRecorder
+from tocsin.realtime.transport import DirectWrites
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class Device:
 class Client:
     """One connection: its device, a bounded queue, and the hook that closes it.
 
-    `write_now`, when the connection offers it, writes a frame to the socket without awaiting (like
+    `direct`, when the connection offers it (the lean listener), writes a frame to the socket without awaiting (like
     `websockets.broadcast`) and says whether it could. Fan-out uses it only while nothing is queued or being sent for
     this device, so frames keep their order; otherwise the message waits in the queue for the writer task.
     """
@@ -118,13 +119,11 @@ class Client:
         device: Device,
         close: Callable[[int], None],
         queue_size: int = QUEUE_SIZE,
-        write_now: Callable[[str], bool] | None = None,
+        direct: DirectWrites | None = None,
         written: Callable[[tuple[uuid.UUID, ...]], None] | None = None,
-        direct: Any = None,
     ) -> None:
         self.device = device
-        self.write_now = write_now
-        self.direct = direct  # the lean listener's connection, for batched writes
+        self.direct = direct
         self.written = written  # notes the alerts of a frame written to the socket
         self.sending = False  # the writer task is inside a send
         # An int is a close code the writer applies after sending what came before it.
@@ -148,7 +147,7 @@ class Client:
     def offer(self, alert_ids: tuple[uuid.UUID, ...], text: str) -> bool:
         if self.closed:
             return False
-        if self.write_now is not None and self.idle and self.write_now(text):
+        if self.direct is not None and self.idle and self.direct.write_now(text):
             if alert_ids and self.written is not None:
                 self.written(alert_ids)
             return True

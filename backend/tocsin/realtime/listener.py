@@ -9,8 +9,6 @@ The ASGI route stays for single-port setups. Both feed the same hub.
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
-from typing import Any
 
 from starlette.websockets import WebSocketDisconnect
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
@@ -21,6 +19,7 @@ from websockets.protocol import State
 from tocsin.realtime.citizen import CitizenSession
 from tocsin.realtime.hub import Client
 from tocsin.realtime.runtime import Realtime
+from tocsin.realtime.transport import PeerAddress
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +29,14 @@ WRITE_BUFFER_LIMIT = 256 * 1024  # bytes waiting in the socket's send buffer bef
 
 
 class ListenerSocket:
-    """The few WebSocket methods CitizenSession uses, over a `websockets` connection."""
+    """A citizen's `websockets` connection as a `CitizenTransport`, which the fan-out may also write to directly
+    (`DirectWrites`)."""
+
+    in_process = False
 
     def __init__(self, connection: ServerConnection, trusted_proxies: frozenset[str] = frozenset()) -> None:
         self.connection = connection
-        self.client = SimpleNamespace(host=client_address(connection, trusted_proxies))
+        self.client = PeerAddress(client_address(connection, trusted_proxies))
 
     async def accept(self) -> None:
         return None  # the handshake is done by the time the handler runs
@@ -50,10 +52,6 @@ class ListenerSocket:
             await self.connection.send(text)
         except ConnectionClosed:
             raise WebSocketDisconnect(1006) from None
-
-    @property
-    def lean_connection(self) -> ServerConnection:
-        return self.connection
 
     def write_now(self, text: str) -> bool:
         """Write a frame without awaiting, if the connection can take it now."""
@@ -78,8 +76,13 @@ def writable(connection: ServerConnection) -> bool:
 def write_batch(clients: list[Client], text: str) -> list[Client]:
     """One frame to many devices, encoded once (`websockets.broadcast`); returns the devices it was written to.
     A write that fails on the socket is logged by websockets and that connection closes: its device replays."""
-    ready = [client for client in clients if writable(client.direct)]
-    broadcast([client.direct for client in ready], text)
+    ready: list[Client] = []
+    connections: list[ServerConnection] = []
+    for client in clients:
+        if client.direct is not None and writable(client.direct.connection):
+            ready.append(client)
+            connections.append(client.direct.connection)
+    broadcast(connections, text)
     return ready
 
 
@@ -105,8 +108,8 @@ class CitizenListener:
         self.trusted = frozenset(p.strip() for p in realtime.settings.trusted_proxies.split(",") if p.strip())
 
     async def _handle(self, connection: ServerConnection) -> None:
-        socket: Any = ListenerSocket(connection, self.trusted)
-        await CitizenSession(socket, self.realtime).run()
+        socket = ListenerSocket(connection, self.trusted)
+        await CitizenSession(socket, self.realtime, direct=socket).run()
 
     @staticmethod
     def _only_citizen_path(connection: ServerConnection, request: Request) -> Response | None:

@@ -93,6 +93,17 @@ async def _signed_in(websocket: WebSocket) -> tuple[TokenClaims, str, int | None
     return claims, user.username, since
 
 
+async def _answer_pings(websocket: WebSocket, console: Console, closed: asyncio.Event) -> None:
+    """The only message after signing in is ping; anything else gets an error."""
+    while not closed.is_set():
+        message = _parse(await websocket.receive_text())
+        if message is None or message["type"] != "ping":
+            error = protocol.error("invalid", "after signing in, the only message is ping")
+            console.queue.put_nowait(protocol.encode_operator(error))
+            continue
+        console.queue.put_nowait(protocol.encode_operator({"type": "pong", "id": message.get("id")}))
+
+
 @router.websocket("/ws/operator")
 async def operator_socket(websocket: WebSocket) -> None:
     """Live feed for operators (docs/protocol.md)."""
@@ -127,13 +138,7 @@ async def operator_socket(websocket: WebSocket) -> None:
 
     writer = asyncio.create_task(write())
     try:
-        while not closed.is_set():
-            message = _parse(await websocket.receive_text())
-            if message is None or message["type"] != "ping":
-                error = protocol.error("invalid", "after signing in, the only message is ping")
-                console.queue.put_nowait(protocol.encode_operator(error))
-                continue
-            console.queue.put_nowait(protocol.encode_operator({"type": "pong", "id": message.get("id")}))
+        await _answer_pings(websocket, console, closed)
     except (WebSocketDisconnect, RuntimeError, KeyError, asyncio.QueueFull):
         pass
     finally:

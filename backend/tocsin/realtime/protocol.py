@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,46 +18,29 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
 
 from tocsin import geo
 from tocsin.alerts.schemas import Category, Severity, no_nul
-from tocsin.types import Cursor, Instant
+from tocsin.reports.schemas import DeviceId as DeviceId  # the report message's shape belongs to reports
+from tocsin.reports.schemas import Location as Location
+from tocsin.reports.schemas import ReportIn as ReportIn
+from tocsin.types import Cursor
 
 MAX_MESSAGE_BYTES = 16_384
 MAX_PLACES = 10
 MAX_PLACE_RADIUS_KM = 50.0
 MAX_PLACE_VERTICES = 1_000
-MAX_REPORT_TEXT = 2_000
 MAX_RECEIVED = 100
 
-DeviceId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 MessageId = Annotated[str, Field(min_length=1, max_length=64)]
-
-
-class ReportCategory(StrEnum):
-    flooding = "flooding"
-    fire = "fire"
-    smoke = "smoke"
-    power_outage = "power_outage"
-    telecom_outage = "telecom_outage"
-    water_supply = "water_supply"
-    gas_smell = "gas_smell"
-    structural_damage = "structural_damage"
-    injured_or_trapped = "injured_or_trapped"
-    road_blocked = "road_blocked"
-    other = "other"
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class Location(_In):
-    lon: float = Field(ge=-180, le=180)
-    lat: float = Field(ge=-90, le=90)
 
 
 class Place(_In):
@@ -161,18 +143,6 @@ class CheckIn(_In):
     location: Location | None = None
 
 
-class ReportIn(_In):
-    """A citizen report; `id` is the client-made UUID that makes a resend harmless."""
-
-    type: Literal["report"] = "report"
-    id: uuid.UUID
-    category: ReportCategory
-    text: Annotated[str, Field(max_length=MAX_REPORT_TEXT), AfterValidator(no_nul)] = ""
-    location: Location
-    observed_at: Instant
-    severity: Severity | None = None
-
-
 class MyReports(_In):
     type: Literal["my_reports"]
     id: MessageId | None = None
@@ -232,3 +202,61 @@ def error(code: str, message: str, *, id: str | None = None, field: str | None =
     if field is not None:
         body["field"] = field
     return body
+
+
+# Close codes (docs/protocol.md, "Limits and errors").
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_SERVER_ERROR = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+class ProtocolViolation(Exception):
+    """A message the protocol refuses: answered with `error` (its `id`, `code`, `field`); the fifth closes."""
+
+    def __init__(self, code: str, message: str, *, id: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.body = error(code, message, id=id, field=field)
+
+    @property
+    def code(self) -> str:
+        return str(self.body["code"])
+
+
+def message_id(message: ClientMessage) -> str | None:
+    """The `id` the answer echoes (a report's is its UUID)."""
+    return None if message.id is None else str(message.id)
+
+
+def _first_error(exc: ValidationError) -> tuple[str, str]:
+    first = exc.errors()[0]
+    path = ".".join(str(p) for p in first["loc"][1:])  # loc[0] is the message type (the union's tag)
+    return path or "type", str(first["msg"])
+
+
+def parse(text: str) -> ClientMessage:
+    """One text frame from a device as the message it is, or ProtocolViolation saying what is wrong with it."""
+    # At most 4 bytes a character: most messages need no encoding to know they are small enough.
+    if len(text) > MAX_MESSAGE_BYTES // 4 and len(text.encode("utf-8")) > MAX_MESSAGE_BYTES:
+        raise ProtocolViolation("too_big", f"a message is at most {MAX_MESSAGE_BYTES} bytes")
+    try:
+        # The fast path, for the messages that are valid: pydantic reads the JSON itself, in one pass.
+        return CLIENT_MESSAGES.validate_json(text)
+    except ValueError:  # not JSON, or not a valid message: the path below says which, and echoes the id
+        pass
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise ProtocolViolation("invalid_json", "messages are JSON objects") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raise ProtocolViolation("invalid", "a message is a JSON object with a 'type'", field="type")
+    raw_id = raw.get("id")
+    echoed = raw_id if isinstance(raw_id, str) else None
+    if raw["type"] not in CLIENT_TYPES:
+        raise ProtocolViolation("unknown_type", f"unknown message type '{raw['type'][:40]}'", id=echoed, field="type")
+    try:
+        return CLIENT_MESSAGES.validate_python(raw)
+    except ValidationError as exc:
+        field, reason = _first_error(exc)
+        raise ProtocolViolation("invalid", f"{field}: {reason}", id=echoed, field=field) from None

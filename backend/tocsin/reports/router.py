@@ -5,75 +5,32 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from tocsin import geo
 from tocsin.alerts import service as alerts
-from tocsin.auth.deps import Operator, Staff
+from tocsin.auth.deps import Operator
 from tocsin.db import SessionDep
-from tocsin.errors import AppError, InvalidInput, refusals
+from tocsin.errors import InvalidInput, refusals
 from tocsin.kernel.channels import REPORTS_CHANNEL
-from tocsin.realtime.protocol import DeviceId
-from tocsin.realtime.runtime import Realtime
+from tocsin.kernel.work import WorkDep
 from tocsin.reports import service
 from tocsin.reports.schemas import (
     ClusterOut,
+    DeviceId,
     IncidentIn,
     IncidentOut,
     OwnReport,
     PublicReport,
-    ReportAck,
     ReportOut,
-    ReportPost,
     ReportStatus,
     StatusChange,
 )
 from tocsin.reports.service import ReportFilter
-from tocsin.reports.writer import ReportRefused
 from tocsin.types import DbId, Instant
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
-
-
-class TooManyRequests(AppError):
-    status_code = 429
-    code = "rate_limited"
-
-
-def _realtime(request: Request) -> Realtime:
-    realtime: Realtime = request.app.state.realtime
-    return realtime
-
-
-@router.post(
-    "/reports",
-    response_model=ReportAck,
-    status_code=201,
-    responses={
-        **refusals(409, 429, 503),
-        200: {"description": "a resend of a report already stored: the same acknowledgement"},
-    },
-)
-async def post_report(request: Request, body: ReportPost) -> Any:
-    """A citizen report for clients that cannot hold a socket. Acknowledged only once committed; resending the same
-    `id` gets the same acknowledgement (200) and stores nothing new."""
-    realtime = _realtime(request)
-    ip = request.client.host if request.client else "unknown"
-    if not (realtime.ip_reports.allow(ip) and realtime.device_reports.allow(body.device_id)):
-        raise TooManyRequests("too many reports; resend later")
-    # A synthetic citizen of an exercise posts exercise reports: they stay in the exercise, never in real triage.
-    async with realtime.database.sessions() as session:
-        exercise_id = await service.exercise_of_device(session, device_id=body.device_id)
-    try:
-        ack, created = await realtime.writer.submit(body.device_id, body, exercise_id)
-    except ReportRefused as refused:
-        status = 503 if refused.code == "unavailable" else 409 if refused.code == "duplicate_id" else 422
-        return JSONResponse(
-            {"error": {"code": refused.code, "message": refused.message, "field": refused.field, "id": str(body.id)}},
-            status_code=status,
-        )
-    return JSONResponse(ack.model_dump(mode="json"), status_code=201 if created else 200)
 
 
 def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
@@ -140,13 +97,12 @@ async def list_reports(
 
 
 @router.post("/reports/{report_id}/status", response_model=ReportOut)
-async def change_status(
-    request: Request, session: SessionDep, user: Operator, report_id: DbId, body: StatusChange
-) -> ReportOut:
+async def change_status(work: WorkDep, user: Operator, report_id: DbId, body: StatusChange) -> ReportOut:
     """Set a report's status: verified, dismissed (with a reason), duplicate (of another report), resolved."""
-    row, seq = await service.set_status(session, report_id=report_id, change=body, actor=user)
-    await session.commit()
-    await request.app.state.bus.publish(REPORTS_CHANNEL, service.status_event(row, seq))
+    row, seq = await service.set_status(work.session, report_id=report_id, change=body, actor=user)
+    # The device hears of it live; operators by the feed's number `seq`, which a console that missed the publish
+    # reads back from the database (realtime/feed.py).
+    work.publish_after_commit(REPORTS_CHANNEL, service.status_event(row, seq))
     return service.report_out(row)
 
 
@@ -167,11 +123,9 @@ async def proposed_groups(
 
 
 @router.post("/incidents", response_model=IncidentOut, status_code=201, responses=refusals(404))
-async def create_incident(session: SessionDep, user: Operator, body: IncidentIn) -> IncidentOut:
+async def create_incident(work: WorkDep, user: Operator, body: IncidentIn) -> IncidentOut:
     """Group reports into one incident."""
-    incident = await service.create_incident(session, title=body.title, report_ids=body.report_ids, actor=user)
-    await session.commit()
-    return incident
+    return await service.create_incident(work.session, title=body.title, report_ids=body.report_ids, actor=user)
 
 
 @router.get("/incidents", response_model=list[IncidentOut])
@@ -197,12 +151,3 @@ async def public_reports(
 ) -> list[PublicReport]:
     """Verified reports only, located to a ~1 km grid and to the hour, without their text."""
     return await service.public_reports(session, since=datetime.now(UTC) - timedelta(hours=hours), limit=limit)
-
-
-@router.get("/alerts/{alert_id}/counts")
-async def alert_counts(request: Request, session: SessionDep, _: Staff, alert_id: uuid.UUID) -> dict[str, Any]:
-    """Devices the alert was meant for (in its area: live, in a snapshot or on replay), written to their socket,
-    received (the device said so), acknowledged, safe and need help; from the database, summed over every worker."""
-    await alerts.get_alert(session, alert_id=alert_id)
-    counts = (await _realtime(request).deliveries.totals([alert_id]))[alert_id]
-    return {"alert_id": str(alert_id), **counts}

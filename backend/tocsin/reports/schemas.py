@@ -1,14 +1,58 @@
+"""What a report looks like: as a device sends it (the citizen socket's `report` message and POST /api/v1/reports),
+as it is acknowledged, and as operators, the device and the public see it."""
+
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from tocsin.realtime.protocol import DeviceId, ReportIn
-from tocsin.types import DbId
+from tocsin.alerts.schemas import Severity, no_nul
+from tocsin.types import DbId, Instant
+
+MAX_REPORT_TEXT = 2_000
+
+# A device's own random id (docs/protocol.md): it is also the key to the device's reports, so it is kept out of URLs.
+DeviceId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class ReportCategory(StrEnum):
+    flooding = "flooding"
+    fire = "fire"
+    smoke = "smoke"
+    power_outage = "power_outage"
+    telecom_outage = "telecom_outage"
+    water_supply = "water_supply"
+    gas_smell = "gas_smell"
+    structural_damage = "structural_damage"
+    injured_or_trapped = "injured_or_trapped"
+    road_blocked = "road_blocked"
+    other = "other"
+
+
+# A point as a device sends it: lon, lat (GeoJSON order).
+class Location(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+
+
+class ReportIn(BaseModel):
+    """A citizen report; `id` is the client-made UUID that makes a resend harmless."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["report"] = "report"
+    id: uuid.UUID
+    category: ReportCategory
+    text: Annotated[str, Field(max_length=MAX_REPORT_TEXT), AfterValidator(no_nul)] = ""
+    location: Location
+    observed_at: Instant
+    severity: Severity | None = None
 
 
 class ReportStatus(StrEnum):
@@ -59,6 +103,8 @@ class ReportOut(BaseModel):
 
 class OwnReport(BaseModel):
     """What a device sees of its own report."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: int
     client_id: uuid.UUID

@@ -242,18 +242,7 @@ async def own_reports(session: AsyncSession, *, device_id: str) -> list[OwnRepor
         .scalars()
         .all()
     )
-    return [
-        OwnReport(
-            id=r.id,
-            client_id=r.client_id,
-            category=r.category,
-            observed_at=r.observed_at,
-            received_at=r.received_at,
-            status=ReportStatus(r.status),
-            status_at=r.status_at,
-        )
-        for r in rows
-    ]
+    return [OwnReport.model_validate(row) for row in rows]
 
 
 def _coarse(value: float) -> float:

@@ -65,7 +65,7 @@ class MemorySocket:
 class MemoryLink:
     def __init__(self, realtime: Realtime) -> None:
         self.socket = MemorySocket()
-        self.session = asyncio.create_task(CitizenSession(self.socket, realtime).run())  # type: ignore[arg-type]
+        self.session = asyncio.create_task(CitizenSession(self.socket, realtime).run())
         self.session.add_done_callback(lambda _: self.socket.outbox.put_nowait(None))  # however the session ended
 
     async def send(self, text: str) -> None:
