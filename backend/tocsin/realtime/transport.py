@@ -3,11 +3,13 @@
 Three carriers implement it: the ASGI route `/ws/citizen` (`AsgiTransport`, over Starlette's WebSocket), the lean
 listener (`listener.ListenerSocket`, over a `websockets` connection) and an exercise's in-process link (a pair of
 queues in the exercise's links module). Whatever the carrier, a connection that is gone shows as Starlette's
-`WebSocketDisconnect` from `receive_frame` and `send_text`, never as another exception.
+`WebSocketDisconnect` from `receive_frame` and `send_text`, never as another exception, and `close` on it does
+nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -46,7 +48,9 @@ class CitizenTransport(Protocol):
 
     async def send_text(self, text: str) -> None: ...
 
-    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close with this code and reason; nothing happens if the connection is gone already."""
+        ...
 
 
 class DirectWrites(Protocol):
@@ -97,4 +101,5 @@ class AsgiTransport:
             raise WebSocketDisconnect(CLOSE_ABNORMAL) from None
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        await self.websocket.close(code, reason)
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):  # closed or gone already
+            await self.websocket.close(code, reason)
