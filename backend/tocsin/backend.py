@@ -39,8 +39,19 @@ def is_postgres(dialect_name: str) -> bool:
     return dialect_name == "postgresql"
 
 
-def dialect_of(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
+Bind = AsyncSession | AsyncConnection | AsyncEngine  # what the helpers below take to know the backend
+
+
+def dialect_of(bind: Bind) -> str:
+    if isinstance(bind, AsyncSession):
+        return bind.get_bind().dialect.name
+    return bind.dialect.name
+
+
+def single_process(bind: Bind) -> bool:
+    """Embedded mode (SQLite) is one process: its scheduler runs inside it, with no lock to take and no heartbeat
+    for other processes to read."""
+    return not is_postgres(dialect_of(bind))
 
 
 # ---- column types ----------------------------------------------------------------------------------------------
@@ -250,14 +261,14 @@ def area_covers_point_sql(
 def upsert(
     table: Any,
     values: dict[str, Any] | None,
-    dialect_name: str,
+    bind: Bind,
     *,
     key: str | Sequence[str],
     set_: Callable[[Any], dict[str, Any]] | None = None,
 ) -> Any:
     """INSERT ... ON CONFLICT (key) DO UPDATE SET the other columns, in the dialect's own syntax. `values` None: the
     rows come at execute time (executemany). `set_(excluded)` gives the SET clause instead."""
-    if is_postgres(dialect_name):
+    if is_postgres(dialect_of(bind)):
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         statement: Any = pg_insert(table)
@@ -275,9 +286,9 @@ def upsert(
     return statement.on_conflict_do_update(index_elements=keys, set_=changes)
 
 
-def insert_ignoring_duplicates(table: Any, dialect_name: str) -> Any:
+def insert_ignoring_duplicates(table: Any, bind: Bind) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING, in the dialect's own syntax (both support RETURNING)."""
-    if is_postgres(dialect_name):
+    if is_postgres(dialect_of(bind)):
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert(table).on_conflict_do_nothing()
@@ -290,7 +301,7 @@ async def insert_or_ignore(session: AsyncSession, table: Any, values: dict[str, 
     """Insert one row unless a unique key already holds it; True when this call wrote it. Where a unique key decides
     (an acknowledgement, a receipt, a timeline entry), use this rather than select-then-insert: two at once both end
     well, one writing and one finding the row."""
-    statement = insert_ignoring_duplicates(table, dialect_of(session)).values(values)
+    statement = insert_ignoring_duplicates(table, session).values(values)
     primary = list(getattr(table, "__table__", table).primary_key.columns)
     written = await session.execute(statement.returning(*primary))
     return written.first() is not None
@@ -301,9 +312,15 @@ async def insert_many_or_ignore(
 ) -> None:
     """Insert many rows at once (in batches), leaving out those a unique key already holds; nothing is returned. For
     bulk writes where the key decides (a population's devices, receipts noted twice)."""
-    statement = insert_ignoring_duplicates(table, dialect_of(session))
+    statement = insert_ignoring_duplicates(table, session)
     for start in range(0, len(rows), batch):
         await session.execute(statement, list(rows[start : start + batch]))
+
+
+def cluster_point_limit(session: AsyncSession) -> int:
+    """How many points one clustering takes: SQLite's clustering pairs them in memory (what a laptop in a crisis
+    room handles), PostGIS clusters in SQL."""
+    return 20_000 if is_postgres(dialect_of(session)) else 5_000
 
 
 async def cluster_points(

@@ -148,7 +148,7 @@ async def _heartbeat_age(database: Database) -> tuple[float, float] | None:
 async def _scheduler_ready(settings: Settings, database: Database, leader: SchedulerLeader | None) -> str:
     if leader is not None and leader.active:
         return "runs in this process"
-    if not backend.is_postgres(database.dialect_name):
+    if backend.single_process(database.engine):
         raise NotReady("no scheduler runs in this process (embedded mode runs it in-process)")
     beat = await _heartbeat_age(database)
     if beat is None:
@@ -163,7 +163,7 @@ async def _refresh_scheduler_gauges(database: Database, leader: SchedulerLeader 
     if leader is not None and leader.active:
         metrics.SCHEDULER_HEARTBEAT_AGE.set(0)
         return
-    if not backend.is_postgres(database.dialect_name):
+    if backend.single_process(database.engine):
         return
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):

@@ -60,12 +60,12 @@ def _chunks(keys: list[Key]) -> Iterator[list[Key]]:
         yield keys[start : start + CHUNK_ROWS]
 
 
-def _upsert(dialect_name: str) -> Any:
+def _upsert(bind: backend.Bind) -> Any:
     table: Any = AlertDelivery.__table__
     return backend.upsert(
         table,
         None,
-        dialect_name,
+        bind,
         key=("alert_id", "device_id"),
         set_=lambda excluded: {
             "written_at": func.coalesce(table.c.written_at, excluded.written_at),
@@ -162,7 +162,7 @@ class DeliveryRecorder:
         # overlapping rows (a device that moved between them) then lock them in the same order and cannot deadlock.
         keys = sorted(targets)
         await asyncio.sleep(0)
-        dialect = self.database.dialect_name
+        engine = self.database.engine
         for chunk in _chunks(keys):
             rows = [
                 {
@@ -174,7 +174,7 @@ class DeliveryRecorder:
                 }
                 for key in chunk
             ]
-            await self._execute(_upsert(dialect), rows)
+            await self._execute(_upsert(engine), rows)
         for column, later in (("written_at", writes), ("received_at", receipts)):
             for chunk in _chunks(sorted(later)):
                 await self._execute(_set_once(column), [{"a": a, "d": d, "at": later[(a, d)]} for a, d in chunk])

@@ -218,8 +218,7 @@ async def propose_groups(
     if category is not None:
         statement = statement.where(Report.category == category)
     by_category: dict[str, list[tuple[int, float, float]]] = {}
-    # Embedded clustering pairs points in memory: keep it to what a laptop in a crisis room handles.
-    limit = 20_000 if backend.is_postgres(backend.dialect_of(session)) else 5_000
+    limit = backend.cluster_point_limit(session)
     for report_id, lon, lat, cat in (await session.execute(statement.limit(limit))).all():
         by_category.setdefault(cat, []).append((report_id, lon, lat))
     clusters: list[ClusterOut] = []

@@ -272,7 +272,7 @@ def _rows(unique: dict[uuid.UUID, _Pending], received: datetime) -> list[dict[st
 async def _insert(session: AsyncSession, rows: list[dict[str, Any]]) -> tuple[dict[uuid.UUID, Stored], dict[int, int]]:
     """The batch's new reports, and the feed entries of the real ones among them (not committed)."""
     # A Core insert (not the ORM's bulk insert: nothing here needs the ORM, and it costs per row).
-    statement = backend.insert_ignoring_duplicates(REPORTS, backend.dialect_of(session))
+    statement = backend.insert_ignoring_duplicates(REPORTS, session)
     # RETURNING gives the new rows; a resend (the UUID exists) is looked up instead.
     inserted = await session.execute(statement.returning(*STORED_COLUMNS), rows)
     stored = {row.client_id: Stored.of(row, new=True) for row in inserted}

@@ -78,7 +78,7 @@ class SchedulerLeader:
 
     @property
     def uses_lock(self) -> bool:
-        return backend.is_postgres(self.database.dialect_name)
+        return not backend.single_process(self.database.engine)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop`: standby, then leader while the lock holds, then standby again."""
@@ -177,9 +177,7 @@ class SchedulerLeader:
                     "beat_at": datetime.now(UTC),
                     "lag_seconds": scheduler.lag_seconds,
                 }
-                await session.execute(
-                    backend.upsert(SchedulerHeartbeat, values, self.database.dialect_name, key="name")
-                )
+                await session.execute(backend.upsert(SchedulerHeartbeat, values, session, key="name"))
                 await session.commit()
             self.failures.recovered("heartbeat", "scheduler: heartbeat written again")
         except Exception as exc:
