@@ -11,6 +11,7 @@ from sqlalchemy import func, select, text
 
 from tests.alerts.factories import alert_body
 from tests.conftest import Harness
+from tests.exercises.helpers import running_exercise
 from tests.waiting import wait_until
 from tocsin import backend
 from tocsin.alerts import service as alerts
@@ -24,26 +25,7 @@ EXERCISE_ID = "ex-locks"
 async def _running_exercise(h: Harness) -> None:
     now = datetime.now(UTC)
     async with h.database.sessions() as session:
-        session.add(
-            Exercise(
-                id=EXERCISE_ID,
-                scenario_id="s",
-                title="Drill",
-                scenario={"duration": "2:00"},
-                state="running",
-                speed=1.0,
-                clock_seconds=0.0,
-                clock_at=now,
-                clock_version=0,
-                devices=0,
-                seed=1,
-                transport="in_process",
-                join_token="join-token",
-                stats={},
-                created_by="pia",
-                created_at=now,
-            )
-        )
+        session.add(running_exercise(EXERCISE_ID, devices=0, at=now))
         await session.commit()
 
 

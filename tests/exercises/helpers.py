@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import yaml
@@ -13,6 +14,7 @@ from tests.conftest import REPO, Harness
 from tocsin.auth.schemas import Role
 from tocsin.glossary import service as glossary
 from tocsin.kernel.work import unit_of_work
+from tocsin.models import Exercise
 
 RUN = {"run_scheduler": True, "scheduler_interval_seconds": 0.2}
 GLOSSARY = REPO / "glossary"
@@ -98,3 +100,27 @@ async def timeline(server: Harness, exercise_id: str, headers: dict[str, str]) -
     assert response.status_code == 200, response.text
     entries: list[dict[str, Any]] = response.json()["entries"]
     return entries
+
+
+def running_exercise(exercise_id: str, *, devices: int = 0, at: datetime | None = None) -> Exercise:
+    """An exercise row that is running (scenario clock at 0, two hours long), without a scenario behind it: for tests
+    of what other domains do with an exercise's rows."""
+    now = at or datetime.now(UTC)
+    return Exercise(
+        id=exercise_id,
+        scenario_id="s",
+        title="Drill",
+        scenario={"duration": "2:00"},
+        state="running",
+        speed=1.0,
+        clock_seconds=0.0,
+        clock_at=now,
+        clock_version=0,
+        devices=devices,
+        seed=1,
+        transport="in_process",
+        join_token="join-token",
+        stats={},
+        created_by="pia",
+        created_at=now,
+    )

@@ -16,13 +16,14 @@ import jwt
 import websockets
 
 from tests.conftest import LiveServer, make_settings
+from tests.exercises.helpers import running_exercise
 from tests.realtime.operators import bearer, closed_with, nothing_more, open_feed, read_events
 from tests.realtime.test_triage import body, post
 from tests.waiting import wait_until
 from tocsin.auth.schemas import Role
 from tocsin.auth.tokens import ALGORITHM, AUDIENCE
 from tocsin.main import create_app
-from tocsin.models import Device, Exercise
+from tocsin.models import Device
 from tocsin.testing import free_port
 
 
@@ -136,26 +137,7 @@ async def second_worker(database_url: str, tmp_path: Path, **overrides: Any) -> 
 async def _exercise_device(live: LiveServer) -> str:
     now = datetime.now(UTC)
     async with live.database.sessions() as session:
-        session.add(
-            Exercise(
-                id="ex-feed",
-                scenario_id="s",
-                title="Drill",
-                scenario={"duration": "2:00"},
-                state="running",
-                speed=1.0,
-                clock_seconds=0.0,
-                clock_at=now,
-                clock_version=0,
-                devices=1,
-                seed=1,
-                transport="in_process",
-                join_token="join-token",
-                stats={},
-                created_by="pia",
-                created_at=now,
-            )
-        )
+        session.add(running_exercise("ex-feed", devices=1, at=now))
         await session.flush()
         session.add(
             Device(
