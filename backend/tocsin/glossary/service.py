@@ -276,7 +276,7 @@ async def load_files_if_empty(session: AsyncSession, directory: Path | None = No
     except (files.ContentError, InvalidInput) as exc:
         log.error("the glossary files at %s were not loaded: %s", directory, exc)
         raise GlossaryNotLoaded from exc
-    log.info("loading %d glossary concepts from %s", len(applied.created), directory)
+    log.info("loaded %d glossary concepts from %s", len(applied.created), directory)
     return len(applied.created)
 
 
