@@ -177,7 +177,7 @@ async def lock_glossary(session: AsyncSession) -> None:
         await session.execute(select(func.pg_advisory_xact_lock(GLOSSARY_LOCK_KEY)))
 
 
-async def lock_row(session: AsyncSession, table: Any, row_id: Any) -> None:
+async def _lock_row_sqlite(session: AsyncSession, table: Any, row_id: Any) -> None:
     """SQLite's half of a row lock: it has no row locks, so a no-op write takes the database's write lock first (the
     Python driver starts the transaction at the first write), and the read that follows sees the latest committed
     state. PostgreSQL's half is the FOR UPDATE of the read itself (`get_for_update`)."""
@@ -191,7 +191,7 @@ async def get_for_update(session: AsyncSession, model: type[_Row], row_id: Any, 
     (FOR SHARE with `shared`: others may read-lock it too, nobody may change it). SQLite: the database's write lock,
     which also excludes every other writer (`shared` makes no difference there)."""
     table = model.__table__  # type: ignore[attr-defined]
-    await lock_row(session, table, row_id)
+    await _lock_row_sqlite(session, table, row_id)
     statement = select(model).where(table.c.id == row_id).execution_options(populate_existing=True)
     if is_postgres(dialect_of(session)):
         statement = statement.with_for_update(read=shared)
@@ -226,8 +226,8 @@ def audit_append_only_ddl(dialect_name: str) -> tuple[list[str], list[str]]:
         "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
         for verb in ("UPDATE", "DELETE")
     ]
-    remove = [f"DROP TRIGGER IF EXISTS audit_entries_no_{verb} ON audit_entries" for verb in ("update", "delete")]
-    return install, [statement.replace(" ON audit_entries", "") for statement in remove]
+    remove = [f"DROP TRIGGER IF EXISTS audit_entries_no_{verb}" for verb in ("update", "delete")]
+    return install, remove
 
 
 # ---- scheduler lock ---------------------------------------------------------------------------------------------

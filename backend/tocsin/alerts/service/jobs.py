@@ -18,7 +18,7 @@ from tocsin.alerts.transitions import AlertAction, allows, move, sources
 from tocsin.errors import Conflict, InvalidInput
 from tocsin.kernel import audit
 from tocsin.kernel.work import UnitOfWork
-from tocsin.models import Alert, User
+from tocsin.models import Alert, Exercise, User
 
 
 def _in_states(action: AlertAction) -> list[str]:
@@ -40,7 +40,7 @@ async def issue_due(work: UnitOfWork, *, now: datetime | None = None) -> int:
         alert = await lock_alert(session, alert_id)
         if not allows(AlertAction.issue_scheduled, alert.state):
             continue  # a discard won the race
-        reason = await _why_not_sent(session, alert)
+        reason, exercise = await _why_not_sent(session, alert)
         if reason is not None:
             move(alert, AlertAction.discard)
             alert.updated_at = now
@@ -48,20 +48,20 @@ async def issue_due(work: UnitOfWork, *, now: datetime | None = None) -> int:
             await audit.record(session, actor=None, action="discard", alert_id=alert.id, detail=detail, at=now)
             continue
         issuer = None if alert.issued_by_id is None else await session.get(User, alert.issued_by_id)
-        sent.append(await send(session, alert, AlertAction.issue_scheduled, issuer=issuer, now=now))
+        sent.append(await send(session, alert, AlertAction.issue_scheduled, exercise=exercise, issuer=issuer, now=now))
     events.queue(work, sent)
     return len(sent)
 
 
-async def _why_not_sent(session: AsyncSession, alert: Alert) -> str | None:
-    """Why a scheduled alert whose time came is discarded instead of sent, or None when it goes."""
+async def _why_not_sent(session: AsyncSession, alert: Alert) -> tuple[str | None, Exercise | None]:
+    """Why a scheduled alert whose time came is discarded instead of sent (None when it goes), and its exercise as
+    checked (share-locked), if it has one."""
     if not await follows_an_active_alert(session, alert):
-        return "the alert it follows ended before its scheduled time"
+        return "the alert it follows ended before its scheduled time", None
     try:
-        await check_exercise(session, status=alert.status, exercise_id=alert.exercise_id)
+        return None, await check_exercise(session, status=alert.status, exercise_id=alert.exercise_id)
     except (InvalidInput, Conflict) as refused:  # its exercise ended: this one goes, the others go on
-        return refused.message
-    return None
+        return refused.message, None
 
 
 async def expire_due(work: UnitOfWork, *, now: datetime | None = None) -> int:

@@ -40,7 +40,8 @@ async def approve(session: AsyncSession, *, alert_id: uuid.UUID, approver: User)
     return alert
 
 
-async def _check_issuable(session: AsyncSession, alert: Alert) -> None:
+async def _check_issuable(session: AsyncSession, alert: Alert) -> Exercise | None:
+    """Refused with the reason if the alert may not go out; its exercise (share-locked, running), if it has one."""
     require(AlertAction.issue, alert.state)
     if alert.status == Status.draft:
         raise Conflict("a CAP message with status Draft is not actionable and cannot be issued", code="not_issuable")
@@ -53,7 +54,7 @@ async def _check_issuable(session: AsyncSession, alert: Alert) -> None:
         raise Conflict(
             "the alert this message follows is no longer active (updated, cancelled or expired)", code="not_active"
         )
-    await check_exercise(session, status=alert.status, exercise_id=alert.exercise_id)
+    return await check_exercise(session, status=alert.status, exercise_id=alert.exercise_id)
 
 
 async def issue(
@@ -66,7 +67,7 @@ async def issue(
     """Issue now, or schedule for `at`. An Actual alert must have been approved (by someone other than its author)."""
     session = work.session
     alert = await lock_alert(session, alert_id)
-    await _check_issuable(session, alert)
+    exercise = await _check_issuable(session, alert)
     now = utcnow()
     if at is not None and at.astimezone(UTC) > now:
         move(alert, AlertAction.schedule)
@@ -76,16 +77,23 @@ async def issue(
         detail = {"at": alert.scheduled_for.isoformat()}
         await audit.record(session, actor=issuer, action="schedule", alert_id=alert.id, detail=detail)
         return alert
-    events.queue(work, [await send(session, alert, AlertAction.issue, issuer=issuer, now=now)])
+    sent = await send(session, alert, AlertAction.issue, exercise=exercise, issuer=issuer, now=now)
+    events.queue(work, [sent])
     return alert
 
 
 async def send(
-    session: AsyncSession, alert: Alert, action: AlertAction, *, issuer: User | None, now: datetime
+    session: AsyncSession,
+    alert: Alert,
+    action: AlertAction,
+    *,
+    exercise: Exercise | None,
+    issuer: User | None,
+    now: datetime,
 ) -> AlertEventOut:
     """The moment a message goes out (`action`: issue, or issue_scheduled): stamp it, end what it replaces, take the
-    next delivery sequence number."""
-    exercise = await check_exercise(session, status=alert.status, exercise_id=alert.exercise_id)
+    next delivery sequence number. `exercise`: the alert's exercise as the caller checked it (`check_exercise`), still
+    share-locked in this transaction."""
     message = cap_content(alert)
     if alert.origin != "imported":
         message = message.model_copy(update={"sent": now})
