@@ -304,5 +304,12 @@ def alerts_templates() -> None:
         )
 
 
+@app.command()
+def openapi() -> None:
+    """Print the OpenAPI document (JSON) of this version's API; web/ generates its API types from it."""
+    document = create_app(Settings()).openapi()
+    typer.echo(json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False))
+
+
 if __name__ == "__main__":
     app()

@@ -109,6 +109,13 @@ class Settings(BaseSettings):
     sqlite_busy_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
     metrics_allowed_networks: str = ""
 
+    # The console's base map (docs/maps.md): unset, the bundled offline base (Natural Earth coasts and borders);
+    # a tile URL template ("https://tiles.example.org/{z}/{x}/{y}.png"; its origin is added to the pages'
+    # Content-Security-Policy); or a local .pmtiles file, which Tocsin serves itself with HTTP range requests.
+    basemap: str | None = None
+    basemap_attribution: str = ""
+    basemap_max_zoom: Annotated[int, Field(ge=1, le=24)] = 18
+
     # Bounds on what clients may send.
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     max_cap_bytes: Annotated[int, Field(ge=1024)] = 2_097_152

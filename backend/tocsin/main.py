@@ -34,6 +34,7 @@ from tocsin.realtime.listener import CitizenListener
 from tocsin.realtime.runtime import Realtime
 from tocsin.reports import router as reports_router
 from tocsin.scheduler.leader import leader_for
+from tocsin.web.serve import install_web
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,7 @@ def create_app(settings: Settings, *, migrate_on_start: bool | None = None) -> F
     health.install_unavailable_handlers(app)
 
     install_openapi(app)
+    install_web(app, settings)
     app.add_middleware(BodySizeLimit, default_limit=settings.max_body_bytes, cap_limit=settings.max_cap_bytes)
     app.add_middleware(metrics.RouteMetrics)
     return app
