@@ -1,8 +1,8 @@
 // The console's pages: hash path, the roles that may open it, and its place in the navigation.
-// Each area adds its pages here (the first route whose `home` includes one of the user's roles opens at #/).
+// Each area declares its own pages in pages/<area>/routes.ts (`export const routes: RouteDef[]`); they are collected
+// here, so areas never edit a shared list. The first route whose `home` includes one of the user's roles opens at #/.
 import type { Component } from "svelte";
 import type { Role } from "../lib/session";
-import Home from "./pages/home/Home.svelte";
 
 export interface RouteDef {
   path: string;
@@ -18,4 +18,23 @@ export interface RouteDef {
   home?: Role[];
 }
 
-export const routes: RouteDef[] = [{ path: "/", component: Home, title: "home.title" }];
+const areas = import.meta.glob<RouteDef[]>("./pages/*/routes.ts", { eager: true, import: "routes" });
+
+/** More specific paths first, so `/alerts/new` wins over `/alerts/:id` whatever the areas' order. */
+function specificity(route: RouteDef): number[] {
+  return route.path.split("/").map((part) => (part.startsWith(":") ? 1 : 2));
+}
+
+export function orderRoutes(list: RouteDef[]): RouteDef[] {
+  return [...list].sort((a, b) => {
+    const left = specificity(a);
+    const right = specificity(b);
+    for (let i = 0; i < Math.max(left.length, right.length); i += 1) {
+      const difference = (right[i] ?? 0) - (left[i] ?? 0);
+      if (difference !== 0) return difference;
+    }
+    return 0;
+  });
+}
+
+export const routes: RouteDef[] = orderRoutes(Object.values(areas).flat());
